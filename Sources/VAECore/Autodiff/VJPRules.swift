@@ -1,0 +1,74 @@
+/// The vector–Jacobian product of every op, in one switch: given a node and the adjoint of its result,
+/// the adjoints of its operands (nil where an operand gets no gradient).
+public enum VJPRules {
+    public static func pullback(of id: ValueID, adjoint g: ValueID, in b: inout GraphBuilder) -> [ValueID?] {
+        let node = b.graph[id]
+        let y = id
+        let operands = node.operands
+        switch node.op {
+        case .input, .parameter, .noise, .hyper, .constant:
+            return []
+        case .positiveStep, .sign:
+            return [nil]          // piecewise constant: zero almost everywhere
+        case .negate:
+            return [b.unary(.negate, g)]
+        case .exp:
+            return [b.binary(.multiply, g, y)]
+        case .log:
+            return [b.binary(.divide, g, operands[0])]
+        case .square:
+            return [b.binary(.multiply, g, b.binary(.multiply, b.constant(2), operands[0]))]
+        case .sqrt:
+            return [b.binary(.divide, g, b.binary(.multiply, b.constant(2), y))]
+        case .abs:
+            return [b.binary(.multiply, g, b.unary(.sign, operands[0]))]
+        case .relu:
+            return [b.binary(.multiply, g, b.unary(.positiveStep, operands[0]))]
+        case .sigmoid:
+            let slope = b.binary(.multiply, y, b.binary(.subtract, b.constant(1), y))
+            return [b.binary(.multiply, g, slope)]
+        case .tanh:
+            let slope = b.binary(.subtract, b.constant(1), b.unary(.square, y))
+            return [b.binary(.multiply, g, slope)]
+        case .softplus:
+            return [b.binary(.multiply, g, b.unary(.sigmoid, operands[0]))]
+        case .add:
+            return [reduce(g, to: operands[0], &b), reduce(g, to: operands[1], &b)]
+        case .subtract:
+            return [reduce(g, to: operands[0], &b), reduce(b.unary(.negate, g), to: operands[1], &b)]
+        case .multiply:
+            return [reduce(b.binary(.multiply, g, operands[1]), to: operands[0], &b),
+                    reduce(b.binary(.multiply, g, operands[0]), to: operands[1], &b)]
+        case .divide:
+            // d(a/b)/da = 1/b; d(a/b)/db = −(a/b)/b.
+            let da = b.binary(.divide, g, operands[1])
+            let db = b.unary(.negate, b.binary(.divide, b.binary(.multiply, g, y), operands[1]))
+            return [reduce(da, to: operands[0], &b), reduce(db, to: operands[1], &b)]
+        case .dense:
+            let (x, w) = (operands[0], operands[1])
+            return [b.binary(.denseTransposed, g, w), b.binary(.outerSum, g, x)]
+        case .denseTransposed:
+            let (dy, w) = (operands[0], operands[1])
+            return [b.binary(.dense, g, w), b.binary(.outerSum, dy, g)]
+        case .outerSum:
+            let (a, x) = (operands[0], operands[1])
+            return [b.binary(.dense, x, g), b.binary(.denseTransposed, a, g)]
+        case .sumFeatures, .sumBatch:
+            return [b.add(.broadcast(b.shape(operands[0])), [g])]
+        case .broadcast:
+            return [reduce(g, to: operands[0], &b)]
+        }
+    }
+
+    /// Sums an adjoint down to the shape of the operand it belongs to (the adjoint of broadcasting).
+    static func reduce(_ g: ValueID, to operand: ValueID, _ b: inout GraphBuilder) -> ValueID {
+        let target = b.shape(operand)
+        var value = g
+        if b.shape(value).dims != target.dims {
+            precondition(target.dims.isEmpty, "only [] broadcasts over features")
+            value = b.unary(.sumFeatures, value)
+        }
+        if b.shape(value).batched && !target.batched { value = b.unary(.sumBatch, value) }
+        return value
+    }
+}

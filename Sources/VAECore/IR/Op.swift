@@ -1,0 +1,99 @@
+/// Every operation of the IR. Each concern (shape rule, VJP rule, evaluator, printer) is one exhaustive
+/// switch over this enum, so an op added here without its rules does not compile.
+public enum Op: Hashable, Codable, Sendable {
+    // Leaves.
+    /// A batch of the data, named after the model's input.
+    case input(String)
+    /// A learned tensor, named after the source (see `ParameterSpec`).
+    case parameter(String)
+    /// Standard normal noise ε for the reparameterised sample of a latent.
+    case noise(String)
+    /// A scalar set by the runtime before each step: β from its schedule, 1/B for the batch mean, …
+    case hyper(String)
+    /// A scalar literal.
+    case constant(Float)
+
+    // Elementwise, one operand.
+    case negate, exp, log, square, sqrt, abs
+    case relu, sigmoid, tanh, softplus
+    /// 1 where x > 0, else 0: the derivative of relu.
+    case positiveStep
+    /// −1, 0 or 1: the derivative of abs.
+    case sign
+
+    // Elementwise, two operands, broadcasting (`Shape.broadcast`).
+    case add, subtract, multiply, divide
+
+    // Linear algebra on a batch of vectors.
+    /// x[B,k] · W[n,k]ᵀ → [B,n]: a linear layer with PyTorch's [out, in] weight layout.
+    case dense
+    /// dy[B,n] · W[n,k] → [B,k]: the data gradient of `dense`.
+    case denseTransposed
+    /// Σ_b a[b,n] ⊗ x[b,k] → [n,k]: the weight gradient of `dense`.
+    case outerSum
+
+    // Reductions and their adjoint.
+    /// Sum over the feature axes: [B,dims] → [B] (or [dims] → []).
+    case sumFeatures
+    /// Sum over the batch axis: [B,dims] → [dims].
+    case sumBatch
+    /// Repeat a value to a larger shape: the adjoint of the sums and of broadcasting.
+    case broadcast(Shape)
+
+    /// The op's name in the IR's text form (`Grammar/ir.ebnf`).
+    public var mnemonic: String {
+        switch self {
+        case .input: return "input"
+        case .parameter: return "param"
+        case .noise: return "noise"
+        case .hyper: return "hyper"
+        case .constant: return "const"
+        case .negate: return "neg"
+        case .exp: return "exp"
+        case .log: return "log"
+        case .square: return "square"
+        case .sqrt: return "sqrt"
+        case .abs: return "abs"
+        case .relu: return "relu"
+        case .sigmoid: return "sigmoid"
+        case .tanh: return "tanh"
+        case .softplus: return "softplus"
+        case .positiveStep: return "step"
+        case .sign: return "sign"
+        case .add: return "add"
+        case .subtract: return "sub"
+        case .multiply: return "mul"
+        case .divide: return "div"
+        case .dense: return "dense"
+        case .denseTransposed: return "dense_t"
+        case .outerSum: return "outer_sum"
+        case .sumFeatures: return "sum_features"
+        case .sumBatch: return "sum_batch"
+        case .broadcast: return "broadcast"
+        }
+    }
+
+    public enum Kind { case leaf, unary, binary, matrix, reduction }
+
+    public var kind: Kind {
+        switch self {
+        case .input, .parameter, .noise, .hyper, .constant: return .leaf
+        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign:
+            return .unary
+        case .add, .subtract, .multiply, .divide: return .binary
+        case .dense, .denseTransposed, .outerSum: return .matrix
+        case .sumFeatures, .sumBatch, .broadcast: return .reduction
+        }
+    }
+
+    public var arity: Int {
+        switch kind {
+        case .leaf: return 0
+        case .unary, .reduction: return 1
+        case .binary, .matrix: return 2
+        }
+    }
+
+    /// Elementwise ops whose operands commute (hash-consing orders their operands).
+    public var isCommutative: Bool { self == .add || self == .multiply }
+}

@@ -1,0 +1,127 @@
+import Foundation
+
+/// How an operand of an elementwise op maps onto the result's [rows, columns] layout.
+enum Broadcast {
+    case full          // same shape as the result
+    case scalar        // one value
+    case row           // one row of `columns` values, repeated for every example
+    case column        // one value per example, repeated across the features
+
+    init(_ operand: Shape, to result: Shape) {
+        let sameFeatures = operand.dims == result.dims
+        switch (operand.batched == result.batched, sameFeatures) {
+        case (true, true): self = .full
+        case (false, true): self = .row
+        case (_, false): self = operand.batched ? .column : .scalar
+        }
+    }
+}
+
+struct Operand {
+    let pointer: UnsafePointer<Float>
+    let mode: Broadcast
+    init(_ pointer: UnsafeMutablePointer<Float>, _ mode: Broadcast) { self.pointer = UnsafePointer(pointer); self.mode = mode }
+}
+
+/// The elementwise evaluators of the plain interpreter: one loop per op.
+enum Elementwise {
+    static func unary(_ op: Op, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch op {
+        case .negate: for i in 0..<n { y[i] = -x[i] }
+        case .exp: for i in 0..<n { y[i] = Foundation.exp(x[i]) }
+        case .log: for i in 0..<n { y[i] = Foundation.log(x[i]) }
+        case .square: for i in 0..<n { y[i] = x[i] * x[i] }
+        case .sqrt: for i in 0..<n { y[i] = x[i].squareRoot() }
+        case .abs: for i in 0..<n { y[i] = Swift.abs(x[i]) }
+        case .relu: for i in 0..<n { y[i] = x[i] > 0 ? x[i] : 0 }
+        case .sigmoid: for i in 0..<n { y[i] = Scalar.sigmoid(x[i]) }
+        case .tanh: for i in 0..<n { y[i] = Foundation.tanh(x[i]) }
+        case .softplus: for i in 0..<n { y[i] = Scalar.softplus(x[i]) }
+        case .positiveStep: for i in 0..<n { y[i] = x[i] > 0 ? 1 : 0 }
+        case .sign: for i in 0..<n { y[i] = x[i] > 0 ? 1 : (x[i] < 0 ? -1 : 0) }
+        default: preconditionFailure("\(op.mnemonic) is not unary")
+        }
+    }
+
+    static func binary(_ op: Op, _ a: Operand, _ b: Operand, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        if a.mode == .full && b.mode == .full {
+            let n = rows * columns, p = a.pointer, q = b.pointer
+            switch op {
+            case .add: for i in 0..<n { y[i] = p[i] + q[i] }
+            case .subtract: for i in 0..<n { y[i] = p[i] - q[i] }
+            case .multiply: for i in 0..<n { y[i] = p[i] * q[i] }
+            case .divide: for i in 0..<n { y[i] = p[i] / q[i] }
+            default: preconditionFailure("\(op.mnemonic) is not binary")
+            }
+            return
+        }
+        for r in 0..<rows {
+            let out = y + r * columns
+            let p = rowPointer(a, r, columns), q = rowPointer(b, r, columns)
+            let pStride = stride(a), qStride = stride(b)
+            switch op {
+            case .add: for c in 0..<columns { out[c] = p[c * pStride] + q[c * qStride] }
+            case .subtract: for c in 0..<columns { out[c] = p[c * pStride] - q[c * qStride] }
+            case .multiply: for c in 0..<columns { out[c] = p[c * pStride] * q[c * qStride] }
+            case .divide: for c in 0..<columns { out[c] = p[c * pStride] / q[c * qStride] }
+            default: preconditionFailure("\(op.mnemonic) is not binary")
+            }
+        }
+    }
+
+    static func broadcast(_ a: Operand, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for r in 0..<rows {
+            let p = rowPointer(a, r, columns), s = stride(a)
+            for c in 0..<columns { y[r * columns + c] = p[c * s] }
+        }
+    }
+
+    @inline(__always) static func rowPointer(_ o: Operand, _ r: Int, _ columns: Int) -> UnsafePointer<Float> {
+        switch o.mode {
+        case .full: return o.pointer + r * columns
+        case .row, .scalar: return o.pointer
+        case .column: return o.pointer + r
+        }
+    }
+
+    @inline(__always) static func stride(_ o: Operand) -> Int {
+        switch o.mode {
+        case .full, .row: return 1
+        case .scalar, .column: return 0
+        }
+    }
+}
+
+/// Numerically careful scalar functions shared by every evaluator.
+enum Scalar {
+    /// softplus(x) = max(x, 0) + log1p(exp(−|x|)): no overflow for large x, no underflow to 0 for large −x.
+    @inline(__always) static func softplus(_ x: Float) -> Float {
+        Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
+    }
+
+    /// sigmoid without overflow: exp is only taken of −|x|.
+    @inline(__always) static func sigmoid(_ x: Float) -> Float {
+        let e = Foundation.exp(-Swift.abs(x))
+        return x >= 0 ? 1 / (1 + e) : e / (1 + e)
+    }
+}
+
+/// Sums in a fixed order, so results do not depend on the thread count.
+enum Reductions {
+    static func sumRows(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for r in 0..<rows {
+            var s: Float = 0
+            let p = x + r * columns
+            for c in 0..<columns { s += p[c] }
+            y[r] = s
+        }
+    }
+
+    static func sumColumns(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for c in 0..<columns { y[c] = 0 }
+        for r in 0..<rows {
+            let p = x + r * columns
+            for c in 0..<columns { y[c] += p[c] }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+/// Names the linear layers of one statement after the source: `encoder.h` when the statement has one
+/// layer, `encoder.h.1`, `encoder.h.2`, … in source order when it has several.
+struct LayerNamer {
+    let base: String
+    let total: Int
+    var next = 1
+
+    init(base: String, expression: Expression) {
+        self.base = base
+        self.total = LayerNamer.countLayers(expression)
+    }
+
+    mutating func nextName() -> String {
+        defer { next += 1 }
+        return total <= 1 ? base : "\(base).\(next)"
+    }
+
+    static func countLayers(_ e: Expression) -> Int {
+        switch e {
+        case .number, .string, .name: return 0
+        case .negate(let inner, _): return countLayers(inner)
+        case .binary(_, let a, let b): return countLayers(a) + countLayers(b)
+        case .call(let call):
+            let named = call.arguments.contains { $0.label?.name == "name" }
+            let own = call.callee.name == "linear" && !named ? 1 : 0
+            return own + call.arguments.reduce(0) { $0 + countLayers($1.value) }
+        }
+    }
+}
+
+extension Checker {
+    /// Lowers an expression that must produce a tensor (numbers become scalar constants).
+    mutating func lowerTensor(_ e: Expression, layer: LayerNamer) throws -> ValueID {
+        var namer = layer
+        return try lower(e, &namer)
+    }
+
+    mutating func lower(_ e: Expression, _ namer: inout LayerNamer) throws -> ValueID {
+        switch e {
+        case .number(let v, _):
+            return builder.constant(Float(v))
+        case .string(_, let range):
+            throw Diagnostic("a string is not a tensor", at: range)
+        case .name(let id):
+            switch scope[id.name] {
+            case .value(let v): return v
+            case .poisoned: throw Poisoned()
+            case nil:
+                let hint = closestName(to: id.name, among: Array(scope.keys)).map { "did you mean '\($0)'?" }
+                throw Diagnostic("unknown name '\(id.name)'", at: id.range, hint: hint)
+            }
+        case .negate(let inner, _):
+            return builder.unary(.negate, try lower(inner, &namer))
+        case .binary(let op, let lhs, let rhs):
+            let a = try lower(lhs, &namer), b = try lower(rhs, &namer)
+            guard Shape.broadcast(builder.shape(a), builder.shape(b)) != nil else {
+                throw Diagnostic("shape mismatch: '\(op.rawValue)' between \(builder.shape(a)) and \(builder.shape(b))",
+                                 at: e.range, hint: "elementwise operands need equal shapes (or one a scalar)")
+            }
+            let irOp: Op = switch op {
+            case .add: .add
+            case .subtract: .subtract
+            case .multiply: .multiply
+            case .divide: .divide
+            }
+            return builder.binary(irOp, a, b)
+        case .call(let call):
+            return try lowerCall(call, &namer)
+        }
+    }
+
+    mutating func lowerCall(_ call: Call, _ namer: inout LayerNamer) throws -> ValueID {
+        guard let signature = Functions.signature(of: call.callee.name) else {
+            let known = Functions.all
+            let hint = closestName(to: call.callee.name, among: known).map { "did you mean '\($0)'?" }
+                ?? "known functions: \(known.joined(separator: ", "))"
+            throw Diagnostic("unknown function '\(call.callee.name)'", at: call.callee.range, hint: hint)
+        }
+        let args = try bind(call, parameters: signature.parameters,
+                            required: Array(signature.parameters.prefix(signature.required)), summary: signature.summary)
+        if let op = Functions.elementwise[call.callee.name] {
+            return builder.unary(op, try lower(args.values["x"]!, &namer))
+        }
+        // linear(input, features, name: "…")
+        let input = try lower(args.values["input"]!, &namer)
+        let featuresExpr = args.values["features"]!
+        guard let features = constantValue(featuresExpr), features >= 1, features == features.rounded(), features <= 16_777_216 else {
+            throw Diagnostic("the number of features must be a positive whole number", at: featuresExpr.range)
+        }
+        let inShape = builder.shape(input)
+        guard inShape.batched, inShape.dims.count == 1 else {
+            throw Diagnostic("linear needs a vector of features per example, but its input has shape \(inShape)",
+                             at: args.values["input"]!.range)
+        }
+        var layerName: String
+        if let nameExpr = args.values["name"] {
+            guard case .string(let s, let range) = nameExpr else {
+                throw Diagnostic("a layer name is a string, as in name: \"fc1\"", at: nameExpr.range)
+            }
+            guard !s.isEmpty, s.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }) else {
+                throw Diagnostic("a layer name may hold letters, digits, '_' and '.'", at: range)
+            }
+            layerName = s
+        } else {
+            layerName = namer.nextName()
+        }
+        if parameters.contains(where: { $0.name == "\(layerName).weight" }) {
+            throw Diagnostic("a layer named '\(layerName)' already exists", at: call.range)
+        }
+        let fanIn = inShape.dims[0], out = Int(features)
+        let bound = Float(1 / Double(fanIn).squareRoot())
+        parameters.append(ParameterSpec(name: "\(layerName).weight", dims: [out, fanIn], initialization: .uniform(bound: bound)))
+        parameters.append(ParameterSpec(name: "\(layerName).bias", dims: [out], initialization: .uniform(bound: bound)))
+        let w = builder.add(.parameter("\(layerName).weight"), name: "\(layerName).weight", shape: Shape(batched: false, [out, fanIn]))
+        let b = builder.add(.parameter("\(layerName).bias"), name: "\(layerName).bias", shape: Shape(batched: false, [out]))
+        return builder.binary(.add, builder.binary(.dense, input, w), b)
+    }
+
+    /// Folds an expression made of numbers and arithmetic; nil when it is not constant.
+    func constantValue(_ e: Expression) -> Double? {
+        switch e {
+        case .number(let v, _): return v
+        case .negate(let inner, _): return constantValue(inner).map { -$0 }
+        case .binary(let op, let a, let b):
+            guard let x = constantValue(a), let y = constantValue(b) else { return nil }
+            let r: Double = switch op {
+            case .add: x + y
+            case .subtract: x - y
+            case .multiply: x * y
+            case .divide: x / y
+            }
+            return r.isFinite ? r : nil
+        case .string, .name, .call: return nil
+        }
+    }
+
+    // MARK: distributions
+
+    mutating func checkPrior(_ call: Call) throws(Diagnostic) -> Prior {
+        guard call.callee.name == "normal" else {
+            throw Diagnostic("unknown prior '\(call.callee.name)'", at: call.callee.range, hint: "priors: normal(mean, std)")
+        }
+        let args = try bind(call, parameters: ["mean", "std"], required: [], summary: "normal(mean, std)")
+        var mean = 0.0, std = 1.0
+        if let e = args.values["mean"] {
+            guard let v = constantValue(e) else { throw Diagnostic("the prior's mean must be a number", at: e.range) }
+            mean = v
+        }
+        if let e = args.values["std"] {
+            guard let v = constantValue(e), v > 0 else { throw Diagnostic("the prior's std must be a positive number", at: e.range) }
+            std = v
+        }
+        return .normal(mean: mean, std: std)
+    }
+
+    mutating func checkPosterior(_ call: Call, latent: LatentSpec) throws -> (mean: ValueID, logVariance: ValueID) {
+        guard call.callee.name == "normal" else {
+            throw Diagnostic("unknown posterior '\(call.callee.name)'", at: call.callee.range,
+                             hint: "the encoder's distribution is normal(mean: …, logvar: …)")
+        }
+        let args = try bind(call, parameters: ["mean", "logvar", "sigma"], required: ["mean"],
+                            summary: "normal(mean: …, logvar: …) or normal(mean: …, sigma: …)")
+        if args.values["logvar"] != nil && args.values["sigma"] != nil {
+            throw Diagnostic("give either logvar or sigma, not both", at: args.labels["sigma"] ?? call.range)
+        }
+        guard args.values["logvar"] != nil || args.values["sigma"] != nil else {
+            throw Diagnostic("missing argument 'logvar' (or 'sigma'): normal(mean: …, logvar: …)", at: call.range)
+        }
+        let expected = Shape(batched: true, latent.dims)
+        func lowered(_ label: String) throws -> ValueID {
+            let e = args.values[label]!
+            var namer = LayerNamer(base: "encoder.\(latent.name).\(label)", expression: e)
+            let v = try lower(e, &namer)
+            guard builder.shape(v) == expected else {
+                throw Diagnostic("the posterior's \(label) has shape \(builder.shape(v)), but latent '\(latent.name)' is \(expected)",
+                                 at: e.range)
+            }
+            builder.name(v, "encoder.\(latent.name).\(label)")
+            return v
+        }
+        let mean = try lowered("mean")
+        if args.values["logvar"] != nil { return (mean, try lowered("logvar")) }
+        let sigma = try lowered("sigma")
+        let logVariance = builder.add(.multiply, [builder.constant(2), builder.unary(.log, sigma)], name: "encoder.\(latent.name).logvar")
+        return (mean, logVariance)
+    }
+
+    mutating func checkLikelihood(_ call: Call, input: InputSpec) throws -> (likelihood: Likelihood, parameter: ValueID) {
+        let expected = Shape(batched: true, input.dims)
+        func lowered(_ e: Expression, _ label: String) throws -> ValueID {
+            var namer = LayerNamer(base: "decoder.\(input.name).\(label)", expression: e)
+            let v = try lower(e, &namer)
+            guard builder.shape(v) == expected else {
+                throw Diagnostic("the \(label) have shape \(builder.shape(v)), but input '\(input.name)' is \(expected)", at: e.range)
+            }
+            builder.name(v, "decoder.\(input.name).\(label)")
+            return v
+        }
+        switch call.callee.name {
+        case "bernoulli":
+            let args = try bind(call, parameters: ["logits"], required: ["logits"], summary: "bernoulli(logits: …)")
+            return (.bernoulli, try lowered(args.values["logits"]!, "logits"))
+        case "normal":
+            let args = try bind(call, parameters: ["mean", "sigma"], required: ["mean", "sigma"], summary: "normal(mean: …, sigma: 0.1)")
+            let sigmaExpr = args.values["sigma"]!
+            guard let sigma = constantValue(sigmaExpr), sigma > 0 else {
+                throw Diagnostic("sigma must be a positive number", at: sigmaExpr.range)
+            }
+            return (.normal(sigma: sigma), try lowered(args.values["mean"]!, "mean"))
+        default:
+            let hint = closestName(to: call.callee.name, among: Array(Functions.likelihoods.keys)).map { "did you mean '\($0)'?" }
+                ?? "likelihoods: bernoulli(logits: …), normal(mean: …, sigma: …)"
+            throw Diagnostic("unknown likelihood '\(call.callee.name)'", at: call.callee.range, hint: hint)
+        }
+    }
+}

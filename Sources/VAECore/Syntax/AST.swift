@@ -1,0 +1,89 @@
+/// The syntax tree of a `.vae` file, as written (names unresolved, shapes unchecked).
+
+public struct Identifier: Hashable, Sendable {
+    public let name: String
+    public let range: SourceRange
+}
+
+public indirect enum Expression: Sendable {
+    case number(Double, SourceRange)
+    case string(String, SourceRange)
+    case name(Identifier)
+    case negate(Expression, SourceRange)
+    case binary(BinaryOperator, Expression, Expression)
+    case call(Call)
+
+    public var range: SourceRange {
+        switch self {
+        case .number(_, let r), .string(_, let r), .negate(_, let r): return r
+        case .name(let id): return id.range
+        case .binary(_, let lhs, let rhs): return lhs.range.union(rhs.range)
+        case .call(let call): return call.range
+        }
+    }
+}
+
+public enum BinaryOperator: String, Sendable { case add = "+", subtract = "-", multiply = "*", divide = "/" }
+
+public struct Argument: Sendable {
+    public let label: Identifier?
+    public let value: Expression
+}
+
+public struct Call: Sendable {
+    public let callee: Identifier
+    public let arguments: [Argument]
+    public let range: SourceRange
+}
+
+/// `name = expression` or `name ~ distribution(...)` inside an encoder or decoder.
+public enum Statement: Sendable {
+    case assign(Identifier, Expression)
+    case sample(Identifier, Call)
+}
+
+/// `key: value` in an `objective` or `train` block.
+public struct Setting: Sendable {
+    public let key: Identifier
+    public let value: Expression
+}
+
+/// `encoder q(z | x) { … }`: the conditional it defines and its statements.
+public struct ConditionalBlock: Sendable {
+    public let keyword: SourceRange
+    public let name: Identifier
+    public let target: Identifier
+    public let given: Identifier
+    public let statements: [Statement]
+}
+
+public struct DeclaredShape: Sendable {
+    public let dims: [Int]
+    public let range: SourceRange
+}
+
+public struct InputDecl: Sendable {
+    public let name: Identifier
+    public let shape: DeclaredShape
+}
+
+public struct LatentDecl: Sendable {
+    public let name: Identifier
+    public let shape: DeclaredShape
+    public let prior: Call
+}
+
+public struct SettingsBlock: Sendable {
+    public let keyword: SourceRange
+    public let settings: [Setting]
+}
+
+public struct ModelFile: Sendable {
+    public var modelName: Identifier?
+    public var inputs: [InputDecl] = []
+    public var latents: [LatentDecl] = []
+    public var encoders: [ConditionalBlock] = []
+    public var decoders: [ConditionalBlock] = []
+    public var objectives: [SettingsBlock] = []
+    public var trains: [SettingsBlock] = []
+}

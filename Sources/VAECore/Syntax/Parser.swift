@@ -1,0 +1,269 @@
+/// Recursive-descent parser for `Grammar/vae.ebnf`. On a syntax error it records one diagnostic and
+/// skips to the start of the next line (panic mode, as in clox), so one typo gives one error.
+public struct Parser {
+    private let tokens: [Token]
+    private var index = 0
+    private(set) var diagnostics: [Diagnostic] = []
+
+    private init(tokens: [Token]) { self.tokens = tokens }
+
+    /// Parses a whole file. Throws `CompileFailure` if anything was wrong.
+    public static func parse(_ source: SourceFile) throws(CompileFailure) -> ModelFile {
+        let tokens: [Token]
+        do { tokens = try Lexer.tokenize(source) } catch {
+            throw CompileFailure(diagnostics: [error], source: source)
+        }
+        var parser = Parser(tokens: tokens)
+        let file = parser.parseFile()
+        if !parser.diagnostics.isEmpty { throw CompileFailure(diagnostics: parser.diagnostics, source: source) }
+        return file
+    }
+
+    // MARK: token helpers
+
+    private var current: Token { tokens[index] }
+    private mutating func advance() -> Token {
+        let token = tokens[index]
+        if index < tokens.count - 1 { index += 1 }
+        return token
+    }
+    private func check(_ symbol: Symbol) -> Bool { current.kind == .symbol(symbol) }
+    private mutating func accept(_ symbol: Symbol) -> Bool {
+        if check(symbol) { _ = advance(); return true }
+        return false
+    }
+    private mutating func expect(_ symbol: Symbol, _ context: String) throws(Diagnostic) -> Token {
+        guard check(symbol) else {
+            throw Diagnostic("expected '\(symbol.rawValue)' \(context), found \(current.kind)", at: current.range)
+        }
+        return advance()
+    }
+    private mutating func expectIdentifier(_ context: String) throws(Diagnostic) -> Identifier {
+        if case .identifier(let name) = current.kind {
+            let token = advance()
+            return Identifier(name: name, range: token.range)
+        }
+        if case .keyword(let k) = current.kind {
+            throw Diagnostic("'\(k.rawValue)' is a keyword and cannot be used as \(context)", at: current.range)
+        }
+        throw Diagnostic("expected \(context), found \(current.kind)", at: current.range)
+    }
+
+    /// Skip to the first token of the next line (or a closing brace or end of file).
+    private mutating func recover(stopAtBrace: Bool) {
+        _ = advance()
+        while current.kind != .endOfFile {
+            if current.startsLine { return }
+            if stopAtBrace && check(.rightBrace) { return }
+            _ = advance()
+        }
+    }
+
+    // MARK: file and blocks
+
+    private mutating func parseFile() -> ModelFile {
+        var file = ModelFile()
+        while current.kind != .endOfFile {
+            do {
+                try parseBlock(into: &file)
+            } catch {
+                diagnostics.append(error)
+                // Skip to the next top-level keyword that starts a line.
+                repeat { _ = advance() } while current.kind != .endOfFile && !(current.startsLine && isBlockKeyword(current.kind))
+            }
+        }
+        return file
+    }
+
+    private func isBlockKeyword(_ kind: TokenKind) -> Bool {
+        if case .keyword = kind { return true }
+        return false
+    }
+
+    private mutating func parseBlock(into file: inout ModelFile) throws(Diagnostic) {
+        guard case .keyword(let keyword) = current.kind else {
+            throw Diagnostic("expected a block (model, input, latent, encoder, decoder, objective or train), found \(current.kind)",
+                             at: current.range)
+        }
+        let keywordRange = advance().range
+        switch keyword {
+        case .model:
+            let name = try expectIdentifier("a model name")
+            if let previous = file.modelName {
+                throw Diagnostic("the model is already named '\(previous.name)'", at: name.range)
+            }
+            file.modelName = name
+        case .input:
+            let name = try expectIdentifier("an input name")
+            _ = try expect(.colon, "after the input's name")
+            file.inputs.append(InputDecl(name: name, shape: try parseShape()))
+        case .latent:
+            let name = try expectIdentifier("a latent name")
+            _ = try expect(.colon, "after the latent's name")
+            let shape = try parseShape()
+            _ = try expect(.tilde, "before the latent's prior, as in 'latent z: [20] ~ normal(0, 1)'")
+            let prior = try parseCallOnly("a prior distribution")
+            file.latents.append(LatentDecl(name: name, shape: shape, prior: prior))
+        case .encoder, .decoder:
+            let block = try parseConditional(keyword: keywordRange, kind: keyword.rawValue)
+            if keyword == .encoder { file.encoders.append(block) } else { file.decoders.append(block) }
+        case .objective, .train:
+            let block = try parseSettings(keyword: keywordRange, kind: keyword.rawValue)
+            if keyword == .objective { file.objectives.append(block) } else { file.trains.append(block) }
+        }
+    }
+
+    private mutating func parseShape() throws(Diagnostic) -> DeclaredShape {
+        let open = try expect(.leftBracket, "to start a shape such as [784]")
+        var dims: [Int] = []
+        repeat {
+            guard case .number(let v) = current.kind else {
+                throw Diagnostic("expected a dimension (a positive whole number), found \(current.kind)", at: current.range)
+            }
+            guard v >= 1, v == v.rounded(), v <= 16_777_216 else {
+                throw Diagnostic("a dimension must be a whole number from 1 to 16777216", at: current.range)
+            }
+            dims.append(Int(v))
+            _ = advance()
+        } while accept(.comma)
+        let close = try expect(.rightBracket, "to close the shape")
+        return DeclaredShape(dims: dims, range: open.range.union(close.range))
+    }
+
+    private mutating func parseConditional(keyword: SourceRange, kind: String) throws(Diagnostic) -> ConditionalBlock {
+        let name = try expectIdentifier("the \(kind)'s name, as in '\(kind) \(kind == "encoder" ? "q(z | x)" : "p(x | z)")'")
+        _ = try expect(.leftParen, "after the \(kind)'s name")
+        let target = try expectIdentifier("the variable the \(kind) models")
+        _ = try expect(.bar, "between the modelled and the given variable")
+        let given = try expectIdentifier("the variable the \(kind) is given")
+        _ = try expect(.rightParen, "to close the \(kind)'s signature")
+        _ = try expect(.leftBrace, "to open the \(kind)'s body")
+        var statements: [Statement] = []
+        while !check(.rightBrace) {
+            if current.kind == .endOfFile {
+                throw Diagnostic("the \(kind) block is not closed: expected '}'", at: keyword)
+            }
+            if case .keyword = current.kind, current.startsLine {
+                throw Diagnostic("the \(kind) block is not closed before this block: expected '}'", at: current.range)
+            }
+            do {
+                statements.append(try parseStatement())
+            } catch {
+                diagnostics.append(error)
+                recover(stopAtBrace: true)
+            }
+        }
+        _ = advance()
+        return ConditionalBlock(keyword: keyword, name: name, target: target, given: given, statements: statements)
+    }
+
+    private mutating func parseStatement() throws(Diagnostic) -> Statement {
+        let name = try expectIdentifier("a statement ('name = expression' or 'name ~ distribution(...)')")
+        if accept(.equals) { return .assign(name, try parseExpression()) }
+        if accept(.tilde) { return .sample(name, try parseCallOnly("a distribution")) }
+        throw Diagnostic("expected '=' or '~' after '\(name.name)', found \(current.kind)", at: current.range)
+    }
+
+    private mutating func parseSettings(keyword: SourceRange, kind: String) throws(Diagnostic) -> SettingsBlock {
+        _ = try expect(.leftBrace, "to open the \(kind) block")
+        var settings: [Setting] = []
+        while !check(.rightBrace) {
+            if current.kind == .endOfFile {
+                throw Diagnostic("the \(kind) block is not closed: expected '}'", at: keyword)
+            }
+            if case .keyword = current.kind, current.startsLine {
+                throw Diagnostic("the \(kind) block is not closed before this block: expected '}'", at: current.range)
+            }
+            do {
+                let key = try expectIdentifier("a setting name")
+                _ = try expect(.colon, "after the setting '\(key.name)'")
+                settings.append(Setting(key: key, value: try parseExpression()))
+            } catch {
+                diagnostics.append(error)
+                recover(stopAtBrace: true)
+            }
+        }
+        _ = advance()
+        return SettingsBlock(keyword: keyword, settings: settings)
+    }
+
+    // MARK: expressions
+
+    private mutating func parseCallOnly(_ what: String) throws(Diagnostic) -> Call {
+        let name = try expectIdentifier(what)
+        guard check(.leftParen) else {
+            throw Diagnostic("expected '(' after '\(name.name)': \(what) is written as a call", at: current.range)
+        }
+        return try parseCall(callee: name)
+    }
+
+    private mutating func parseCall(callee: Identifier) throws(Diagnostic) -> Call {
+        _ = try expect(.leftParen, "")
+        var arguments: [Argument] = []
+        if !check(.rightParen) {
+            repeat {
+                var label: Identifier? = nil
+                if case .identifier(let word) = current.kind, tokens[index + 1].kind == .symbol(.colon) {
+                    label = Identifier(name: word, range: advance().range)
+                    _ = advance()
+                }
+                let value = try parseExpression()
+                if label == nil, arguments.contains(where: { $0.label != nil }) {
+                    throw Diagnostic("a positional argument cannot follow a named one", at: value.range)
+                }
+                arguments.append(Argument(label: label, value: value))
+            } while accept(.comma)
+        }
+        let close = try expect(.rightParen, "to close the call to '\(callee.name)'")
+        return Call(callee: callee, arguments: arguments, range: callee.range.union(close.range))
+    }
+
+    private mutating func parseExpression() throws(Diagnostic) -> Expression {
+        var lhs = try parseTerm()
+        while true {
+            let op: BinaryOperator
+            if check(.plus) { op = .add } else if check(.minus) { op = .subtract } else { return lhs }
+            _ = advance()
+            lhs = .binary(op, lhs, try parseTerm())
+        }
+    }
+
+    private mutating func parseTerm() throws(Diagnostic) -> Expression {
+        var lhs = try parseUnary()
+        while true {
+            let op: BinaryOperator
+            if check(.star) { op = .multiply } else if check(.slash) { op = .divide } else { return lhs }
+            _ = advance()
+            lhs = .binary(op, lhs, try parseUnary())
+        }
+    }
+
+    private mutating func parseUnary() throws(Diagnostic) -> Expression {
+        if check(.minus) {
+            let minus = advance()
+            let operand = try parseUnary()
+            return .negate(operand, minus.range.union(operand.range))
+        }
+        return try parsePrimary()
+    }
+
+    private mutating func parsePrimary() throws(Diagnostic) -> Expression {
+        switch current.kind {
+        case .number(let v):
+            return .number(v, advance().range)
+        case .string(let s):
+            return .string(s, advance().range)
+        case .identifier(let name):
+            let id = Identifier(name: name, range: advance().range)
+            if check(.leftParen) { return .call(try parseCall(callee: id)) }
+            return .name(id)
+        case .symbol(.leftParen):
+            _ = advance()
+            let inner = try parseExpression()
+            _ = try expect(.rightParen, "to close the parenthesis")
+            return inner
+        default:
+            throw Diagnostic("expected an expression, found \(current.kind)", at: current.range)
+        }
+    }
+}

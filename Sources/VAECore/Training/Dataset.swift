@@ -1,0 +1,69 @@
+import Foundation
+
+/// Examples as rows of floats, already scaled, checked against the model's input.
+public struct Dataset: Sendable {
+    public let path: String
+    public let count: Int
+    public let features: Int
+    public let values: [Float]
+
+    public init(path: String, count: Int, features: Int, values: [Float]) {
+        self.path = path; self.count = count; self.features = features; self.values = values
+    }
+
+    /// Reads a data source (path relative to `directory` unless absolute) and checks it against the input.
+    public static func load(_ source: DataSource, relativeTo directory: String, input: InputSpec) throws -> Dataset {
+        let path = source.path.hasPrefix("/") ? source.path : (directory as NSString).appendingPathComponent(source.path)
+        let dims: [Int], raw: [Float]
+        switch source.format {
+        case .idx: let f = try IDXFile.read(path: path); (dims, raw) = (f.dims, f.values)
+        case .npy: let f = try NPYFile.read(path: path); (dims, raw) = (f.dims, f.values)
+        case .csv: let f = try CSVMatrix.read(path: path); (dims, raw) = (f.dims, f.values)
+        }
+        guard dims.count >= 2, dims[0] >= 1 else {
+            throw FormatError(path: path, problem: "holds shape \(dims), but a data set needs examples along its first axis")
+        }
+        let perExample = dims.dropFirst().reduce(1, *)
+        guard perExample == input.featureCount else {
+            throw FormatError(path: path, problem: "holds examples of shape \(Array(dims.dropFirst())) (\(perExample) values), but input '\(input.name)' is declared \(input.dims) (\(input.featureCount) values)")
+        }
+        let scale = Float(source.scale)
+        let values = scale == 1 ? raw : raw.map { $0 * scale }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw FormatError(path: path, problem: "holds a value that is not finite at example \(bad / perExample), feature \(bad % perExample)")
+        }
+        return Dataset(path: path, count: dims[0], features: perExample, values: values)
+    }
+
+    public var range: (min: Float, max: Float) {
+        (values.min() ?? 0, values.max() ?? 0)
+    }
+
+    /// Copies the rows `indices` into `destination` (row-major).
+    public func gather(_ indices: ArraySlice<Int>, into destination: UnsafeMutablePointer<Float>) {
+        values.withUnsafeBufferPointer { source in
+            for (row, index) in indices.enumerated() {
+                (destination + row * features).update(from: source.baseAddress! + index * features, count: features)
+            }
+        }
+    }
+
+    /// Checks the data against the likelihood's support; returns a note for data that fits but poorly.
+    public func check(against likelihood: Likelihood) throws -> String? {
+        switch likelihood {
+        case .bernoulli:
+            let (lo, hi) = range
+            guard lo >= 0, hi <= 1 else {
+                throw FormatError(path: path, problem: "holds values from \(lo) to \(hi), outside [0, 1], the support of the Bernoulli likelihood (is the data scaled? try idx(\"…\", scale: 1/255))")
+            }
+            let grey = values.lazy.filter { $0 > 0 && $0 < 1 }.count
+            if grey > 0 {
+                let share = Double(grey) / Double(values.count) * 100
+                return String(format: "note: %.1f%% of the values in %@ lie strictly between 0 and 1; the Bernoulli likelihood is exact only for binary data (its log-density on grey values does not normalise). Binarising the data makes it exact.", share, (path as NSString).lastPathComponent)
+            }
+            return nil
+        case .normal:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import VAECore
+
+enum CompileCommand {
+    static func run(_ words: ArraySlice<String>) throws {
+        if words.contains("--help") { print(Help.commands["compile"]!); return }
+        let args = try Arguments(words, valued: ["-o", "--dump", "--dump-after"], flags: [])
+        guard args.positional.count == 1, let path = args.positional.first else {
+            throw UsageError("compile takes one model file: vaec compile MODEL.vae")
+        }
+        let result = try Compiler.compile(path: path)
+        if let stage = args.options["--dump"] {
+            switch stage {
+            case "ast": print(ASTPrinter.print(result.ast))
+            case "ir": print(IRPrinter.print(result.model.graph, title: "checked forward graph of \(path)"), terminator: "")
+            case "grad": print(IRPrinter.print(result.gradientGraph, title: "with the gradient, before optimisation"), terminator: "")
+            case "opt": print(IRPrinter.print(result.program.graph, title: "optimised"), terminator: "")
+            default: throw UsageError("--dump takes ast, ir, grad or opt, not '\(stage)'")
+            }
+            return
+        }
+        if let passName = args.options["--dump-after"] {
+            guard let entry = result.afterPass.first(where: { $0.name == passName }) else {
+                throw UsageError("no pass '\(passName)'; passes: \(Compiler.passes.map(\.name).joined(separator: ", "))")
+            }
+            print(IRPrinter.print(entry.graph, title: "after \(passName)"), terminator: "")
+            return
+        }
+        let output = args.options["-o"] ?? (path.hasSuffix(".vae") ? String(path.dropLast(4)) : path) + ".vaek"
+        try result.program.write(to: output)
+        let graph = result.program.graph
+        print("compiled \(path) → \(output): \(result.model.parameters.count) parameter tensors (\(result.model.parameters.reduce(0) { $0 + $1.count }) values), \(graph.nodes.count) ops")
+        print("objective: \(WeightingReport.summary(result.model))")
+        for warning in result.warnings { print("warning: \(warning)") }
+    }
+}
