@@ -10,6 +10,16 @@ public enum VJPRules {
             return []
         case .positiveStep, .sign:
             return [nil]          // piecewise constant: zero almost everywhere
+        case .trigamma, .cbLogNormalizerSlope:
+            // Only ever reached when differentiating twice (they are derivatives themselves); vaec
+            // differentiates once, so they end the chain.
+            return [nil]
+        case .logGamma:
+            return [b.binary(.multiply, g, b.unary(.digamma, operands[0]))]
+        case .digamma:
+            return [b.binary(.multiply, g, b.unary(.trigamma, operands[0]))]
+        case .cbLogNormalizer:
+            return [b.binary(.multiply, g, b.unary(.cbLogNormalizerSlope, operands[0]))]
         case .negate:
             return [b.unary(.negate, g)]
         case .exp:
@@ -44,6 +54,12 @@ public enum VJPRules {
             let da = b.binary(.divide, g, operands[1])
             let db = b.unary(.negate, b.binary(.divide, b.binary(.multiply, g, y), operands[1]))
             return [reduce(da, to: operands[0], &b), reduce(db, to: operands[1], &b)]
+        case .maximum:
+            // The gradient goes to the larger operand (to a on ties).
+            let aWins = b.unary(.positiveStep, b.binary(.subtract, operands[0], operands[1]))
+            let toA = b.binary(.multiply, g, aWins)
+            let toB = b.binary(.subtract, g, toA)
+            return [reduce(toA, to: operands[0], &b), reduce(toB, to: operands[1], &b)]
         case .dense:
             let (x, w) = (operands[0], operands[1])
             return [b.binary(.denseTransposed, g, w), b.binary(.outerSum, g, x)]

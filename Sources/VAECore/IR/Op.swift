@@ -20,9 +20,16 @@ public enum Op: Hashable, Codable, Sendable {
     case positiveStep
     /// −1, 0 or 1: the derivative of abs.
     case sign
+    /// log Γ(x), and its derivatives ψ(x) (digamma) and ψ₁(x) (trigamma): the Beta likelihood.
+    case logGamma, digamma, trigamma
+    /// log C(l) = log(l / tanh(l/2)), the continuous Bernoulli's log-normaliser on logits, and its
+    /// derivative 1/l − 1/sinh(l); both stable at and near l = 0 (series there).
+    case cbLogNormalizer, cbLogNormalizerSlope
 
     // Elementwise, two operands, broadcasting (`Shape.broadcast`).
     case add, subtract, multiply, divide
+    /// max(a, b) elementwise (free bits: max(λ, KL_j)).
+    case maximum
 
     // Linear algebra on a batch of vectors.
     /// x[B,k] · W[n,k]ᵀ → [B,n]: a linear layer with PyTorch's [out, in] weight layout.
@@ -60,6 +67,12 @@ public enum Op: Hashable, Codable, Sendable {
         case .softplus: return "softplus"
         case .positiveStep: return "step"
         case .sign: return "sign"
+        case .logGamma: return "lgamma"
+        case .digamma: return "digamma"
+        case .trigamma: return "trigamma"
+        case .cbLogNormalizer: return "cb_log_norm"
+        case .cbLogNormalizerSlope: return "cb_log_norm_slope"
+        case .maximum: return "max"
         case .add: return "add"
         case .subtract: return "sub"
         case .multiply: return "mul"
@@ -78,9 +91,10 @@ public enum Op: Hashable, Codable, Sendable {
     public var kind: Kind {
         switch self {
         case .input, .parameter, .noise, .hyper, .constant: return .leaf
-        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign:
+        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign,
+             .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
             return .unary
-        case .add, .subtract, .multiply, .divide: return .binary
+        case .add, .subtract, .multiply, .divide, .maximum: return .binary
         case .dense, .denseTransposed, .outerSum: return .matrix
         case .sumFeatures, .sumBatch, .broadcast: return .reduction
         }
@@ -95,5 +109,5 @@ public enum Op: Hashable, Codable, Sendable {
     }
 
     /// Elementwise ops whose operands commute (hash-consing orders their operands).
-    public var isCommutative: Bool { self == .add || self == .multiply }
+    public var isCommutative: Bool { self == .add || self == .multiply || self == .maximum }
 }

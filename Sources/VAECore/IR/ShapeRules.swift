@@ -13,9 +13,10 @@ public enum ShapeRules {
             throw Mismatch(message: "param needs its declared shape")
         case .hyper, .constant:
             return .scalar
-        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign:
+        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign,
+             .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
             return operands[0]
-        case .add, .subtract, .multiply, .divide:
+        case .add, .subtract, .multiply, .divide, .maximum:
             guard let s = Shape.broadcast(operands[0], operands[1]) else {
                 throw Mismatch(message: "shapes \(operands[0]) and \(operands[1]) do not match")
             }

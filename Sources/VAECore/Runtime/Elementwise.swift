@@ -39,6 +39,11 @@ enum Elementwise {
         case .softplus: for i in 0..<n { y[i] = Scalar.softplus(x[i]) }
         case .positiveStep: for i in 0..<n { y[i] = x[i] > 0 ? 1 : 0 }
         case .sign: for i in 0..<n { y[i] = x[i] > 0 ? 1 : (x[i] < 0 ? -1 : 0) }
+        case .logGamma: for i in 0..<n { y[i] = Float(SpecialFunctions.logGamma(Double(x[i]))) }
+        case .digamma: for i in 0..<n { y[i] = Float(SpecialFunctions.digamma(Double(x[i]))) }
+        case .trigamma: for i in 0..<n { y[i] = Float(SpecialFunctions.trigamma(Double(x[i]))) }
+        case .cbLogNormalizer: for i in 0..<n { y[i] = Float(SpecialFunctions.cbLogNormalizer(Double(x[i]))) }
+        case .cbLogNormalizerSlope: for i in 0..<n { y[i] = Float(SpecialFunctions.cbLogNormalizerSlope(Double(x[i]))) }
         default: preconditionFailure("\(op.mnemonic) is not unary")
         }
     }
@@ -51,6 +56,7 @@ enum Elementwise {
             case .subtract: for i in 0..<n { y[i] = p[i] - q[i] }
             case .multiply: for i in 0..<n { y[i] = p[i] * q[i] }
             case .divide: for i in 0..<n { y[i] = p[i] / q[i] }
+            case .maximum: for i in 0..<n { y[i] = Swift.max(p[i], q[i]) }
             default: preconditionFailure("\(op.mnemonic) is not binary")
             }
             return
@@ -64,6 +70,7 @@ enum Elementwise {
             case .subtract: for c in 0..<columns { out[c] = p[c * pStride] - q[c * qStride] }
             case .multiply: for c in 0..<columns { out[c] = p[c * pStride] * q[c * qStride] }
             case .divide: for c in 0..<columns { out[c] = p[c * pStride] / q[c * qStride] }
+            case .maximum: for c in 0..<columns { out[c] = Swift.max(p[c * pStride], q[c * qStride]) }
             default: preconditionFailure("\(op.mnemonic) is not binary")
             }
         }

@@ -95,9 +95,10 @@ public final class Executable {
             break
         case .hyper(let name):
             out.pointee = hyperValues[name] ?? .nan
-        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign:
+        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign,
+             .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
             Elementwise.unary(node.op, buffers[node.operands[0]]!, out, count)
-        case .add, .subtract, .multiply, .divide:
+        case .add, .subtract, .multiply, .divide, .maximum:
             let (a, b) = (graph[node.operands[0]].shape, graph[node.operands[1]].shape)
             Elementwise.binary(node.op,
                                Operand(buffers[node.operands[0]]!, Broadcast(a, to: node.shape)),
