@@ -34,6 +34,7 @@ public final class Trainer {
     public private(set) var step = 0
     public private(set) var epoch = 0
     public private(set) var history: [EpochReport] = []
+    public private(set) var controller: BetaController
 
     let train: Dataset
     let test: Dataset?
@@ -54,6 +55,7 @@ public final class Trainer {
             throw VAECError.training("\(train.path) has \(train.count) examples, fewer than one batch of \(batch)")
         }
         random = RandomSource(seed: model.train.seed)
+        controller = BetaController(schedule: model.objective.beta)
         parameters = ParameterStore(specs: model.parameters)
         parameters.initialize(random: &random)
         optimizer = Adam(spec: model.train.optimizer, parameters: model.parameters)
@@ -96,9 +98,13 @@ public final class Trainer {
         let order = random.permutation(train.count)
         var reconstruction = 0.0, kl = 0.0, examples = 0
         var beta = 0.0
+        let stepsPerEpoch = train.count / batch
         for first in stride(from: 0, through: train.count - batch, by: batch) {
-            beta = model.objective.beta.beta(atStep: step, epoch: epoch)
-            let (r, k) = try trainOn(order[first..<first + batch], beta: beta)
+            let hypers = controller.hypers(step: step, epoch: epoch, stepsPerEpoch: stepsPerEpoch,
+                                           totalSteps: stepsPerEpoch * epochs)
+            beta = hypers["beta"] ?? 1
+            let (r, k) = try trainOn(order[first..<first + batch], hypers: hypers)
+            controller.observe(reconstruction: r / Double(batch), kl: k / Double(batch))
             reconstruction += r; kl += k; examples += batch
         }
         epoch += 1
@@ -114,11 +120,11 @@ public final class Trainer {
     }
 
     /// One step: forward, backward, Adam. Returns the batch's summed reconstruction and KL in nats.
-    func trainOn(_ rows: ArraySlice<Int>, beta: Double) throws -> (Double, Double) {
+    func trainOn(_ rows: ArraySlice<Int>, hypers: [String: Double]) throws -> (Double, Double) {
         let batch = rows.count
         train.gather(rows, into: batchBuffer)
         random.fillNormal(noiseBuffer, count: batch * program.model.latent.featureCount)
-        trainStep.setHyper("beta", Float(beta))
+        for (name, value) in hypers { trainStep.setHyper(name, Float(value)) }
         trainStep.setHyper("1/batch", 1 / Float(batch))
         trainStep.run()
         let loss = trainStep.scalar(OutputName.loss)
