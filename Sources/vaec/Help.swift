@@ -10,6 +10,12 @@ enum Help {
     COMMANDS:
       compile   Check a .vae model file and write its compiled program (.vaek)
       run       Train a model (.vae or .vaek) and write a checkpoint
+      grad      Evaluate the gradient on data: norms, every value's statistics, or a safetensors file
+      check     Check the compiled gradient against finite differences
+      schedule  Print β for every step of a model's run (and plot it as SVG)
+      eval      Measure a trained model: −ELBO, rate, distortion, active units, the IWAE bound
+      report    Write the HTML report of a run: curves, pictures, numbers, the model
+      sweep     Train at several β and draw the rate–distortion curve
       help      Show help for a command
 
     Run 'vaec help <command>' for a command's options.
@@ -41,6 +47,124 @@ enum Help {
           --epochs N     train N epochs instead of the model file's
           --threads N    worker threads for the kernels (default 2)
           --out DIR      where to write the checkpoint (default runs/<model name>)
+        """,
+        "schedule": """
+        USAGE: vaec schedule MODEL.vae [--svg FILE] [--every N] [--examples N]
+
+        Prints β (or, for capacity annealing, the capacity C) at every training step of the run that the
+        model's train block describes, so a schedule can be seen before training, and writes it as an
+        SVG plot (default MODEL.schedule.svg). Controllers (GECO, PI control) set β from the losses as
+        they train and have no schedule to print.
+
+        OPTIONS:
+          --svg FILE      where to write the plot
+          --every N       print every Nth step (the plot has all)
+          --examples N    the number of training examples, when the data file is not at hand
+        """,
+        "grad": """
+        USAGE: vaec grad MODEL.vae|PROGRAM.vaek [--checkpoint C] [--data D] [--scale X] [--rows A:B]
+                         [--noise zero|SEED] [--values] [--out G.safetensors]
+
+        Evaluates the compiled loss and gradient on rows of a data set and prints the loss and a table
+        of gradient norms per parameter. With --values it prints every evaluated IR line with the min,
+        max, mean and the counts of NaN and Inf of its value, and marks the first line where a NaN or an
+        Inf appears, naming the source line it came from.
+
+        OPTIONS:
+          --checkpoint C   parameters from a checkpoint (default: the model's initialisation)
+          --data D         an IDX, NPY or CSV file (default: the model's training data); the model's own
+                           data files are read with their train-block scale, others unscaled
+          --scale X        multiply the data by X
+          --rows A:B       rows A to B−1 of the data (default: the first training batch)
+          --noise zero|N   ε = 0 so z = μ (comparable with another framework exactly), or the seed of ε
+                           (default: the model's training seed)
+          --values         print every value's statistics instead of the norm table
+          --out G          write the gradients as safetensors under the parameters' names
+        """,
+        "check": """
+        USAGE: vaec check MODEL.vae|PROGRAM.vaek [--checkpoint C] [--data D] [--rows A:B] [--noise zero|SEED]
+                          [--directions N] [--step H] [--tolerance T]
+
+        Checks the compiled gradient against central finite differences of the loss, as JAX's
+        check_grads: in N random unit directions v over all parameters, and in one random direction
+        within each parameter tensor, ⟨∇L, v⟩ must match (L(θ+hv) − L(θ−hv))/2h with the noise ε held
+        fixed. Prints a line per direction and exits 0 if all agree, else 1 naming the parameter whose
+        gradient disagrees most.
+
+        OPTIONS:
+          --checkpoint C   parameters from a checkpoint (default: the model's initialisation)
+          --data D         a data file (default: the first batch of the training data; random data in
+                           [0, 1] when that file is missing)
+          --rows A:B       rows A to B−1 of the data (default: the first training batch)
+          --noise zero|N   as for vaec grad
+          --directions N   random directions over all parameters (default 3)
+          --step H         h relative to the norm of the parameters moved (default 0.01)
+          --tolerance T    allowed relative difference (default 0.02)
+        """,
+        "eval": """
+        USAGE: vaec eval MODEL.vae|PROGRAM.vaek --checkpoint C [--data D] [--scale X] [--iw K] [--json]
+                         [--threads N] [--seed S]
+
+        Evaluates trained parameters on a data set (default: the model's test set, else its training
+        set), in nats per example: −ELBO = reconstruction (distortion) + KL (rate), the KL of each latent
+        dimension, the active units (dimensions whose posterior mean varies over the data:
+        Cov_x E_q[z_j] > 0.01, Burda et al.) and, with --iw K, the importance-weighted bound
+        L_K = E log (1/K) Σ_k p(x, z_k)/q(z_k|x) (Burda et al.), which lies between the ELBO and log p(x).
+
+        With --json it prints one JSON object with the keys elbo, reconstruction, kl, kl_per_dim,
+        active_units, iw_bound, iw_samples and examples. elbo and iw_bound are log-likelihood bounds
+        (higher is better, iw_bound ≥ elbo); reconstruction and kl are the positive terms of −ELBO.
+        iw_bound is null without --iw.
+
+        OPTIONS:
+          --checkpoint C   the trained parameters (a checkpoint.safetensors of vaec run)
+          --data D         an IDX, NPY or CSV file; the model's own data files are read with their
+                           train-block scale, others unscaled
+          --scale X        multiply the data by X
+          --iw K           samples per example of the importance-weighted bound (default 0: skip)
+          --json           print the figures as one JSON object
+          --threads N      worker threads for the kernels (default 2)
+          --seed S         seed of the posterior samples (default: the model's training seed)
+        """,
+        "report": """
+        USAGE: vaec report [MODEL.vae|PROGRAM.vaek] --checkpoint C [--out DIR] [--data D] [--scale X] [--iw K]
+                           [--threads N] [--seed S]
+
+        Writes the report of a finished run: DIR/index.html (default: report/ beside the checkpoint)
+        with the final numbers, the effective weighting, the training curves (SVG; from the training
+        state beside the checkpoint), reconstructions beside their inputs, samples from the prior,
+        latent traversals (±3σ around an example's posterior mean), for a 2-D latent the decoded grid
+        and the data's posterior means coloured by label (from an IDX labels file beside the data), the
+        KL per dimension and the model file. It opens from disk; nothing is fetched. Without MODEL, the
+        compiled copy an earlier report saved (report/model.vaek) is used.
+
+        OPTIONS:
+          --checkpoint C   the run's checkpoint.safetensors
+          --out DIR        where to write the report
+          --data D         the data to evaluate and picture (default: the test set)
+          --scale X        multiply the data by X
+          --iw K           samples of the importance-weighted bound (default 100; 0 skips it)
+          --threads N      worker threads (default 2)
+          --seed S         seed of the posterior samples and of the prior samples pictured
+        """,
+        "sweep": """
+        USAGE: vaec sweep MODEL.vae|PROGRAM.vaek --beta B1,B2,… [--epochs N] [--out DIR] [--jobs J] [--threads T]
+                          [--iw K]
+
+        Trains the model once per β, each with the constant β in place of the model's β or schedule
+        (from the same initialisation and seed), evaluates each on the test set, and writes
+        DIR/sweep.csv (β, effective β, rate = KL, distortion = reconstruction, −ELBO, active units),
+        DIR/rate-distortion.svg (distortion against rate, Alemi et al. 2018) and DIR/index.html, with
+        each β's checkpoint and report in DIR/beta-<β>/. GECO and capacity objectives have no single β
+        and are refused.
+
+        OPTIONS:
+          --beta LIST     comma-separated β values, e.g. 0.1,0.3,1,3,10
+          --epochs N      epochs per training (default: the model file's)
+          --out DIR       where to write (default runs/<model name>-sweep)
+          --jobs J        trainings run at the same time (default 2: one per core)
+          --threads T     kernel threads per training (default 1)
+          --iw K          also compute each β's importance-weighted bound with K samples (default 0)
         """,
         "help": """
         USAGE: vaec help [COMMAND]

@@ -4,7 +4,8 @@ import VAECore
 enum RunCommand {
     static func run(_ words: ArraySlice<String>) throws {
         if words.contains("--help") { print(Help.commands["run"]!); return }
-        let args = try Arguments(words, valued: ["--epochs", "--threads", "--out"], flags: [])
+        let (rest, resume) = try resumeOption(words)
+        let args = try Arguments(rest, valued: ["--epochs", "--threads", "--out", "--checkpoint-every"], flags: [])
         guard args.positional.count == 1, let path = args.positional.first else {
             throw UsageError("run takes one model: vaec run MODEL.vae (or PROGRAM.vaek)")
         }
@@ -20,6 +21,7 @@ enum RunCommand {
         var options = TrainOptions()
         options.threads = try args.integer("--threads", in: 1...64) ?? 2
         options.epochs = try args.integer("--epochs", in: 0...1_000_000)
+        let checkpointEvery = try args.integer("--checkpoint-every", in: 1...1_000_000_000)
 
         let directory = dataDirectory(for: path, program: program)
         guard let trainSource = model.train.data else {
@@ -30,18 +32,87 @@ enum RunCommand {
         for data in [train] + (test.map { [$0] } ?? []) {
             if let note = try data.check(against: model.likelihood) { print(note) }
         }
-        print("objective: \(WeightingReport.summary(model))")
         let trainer = try Trainer(program: program, train: train, test: test, options: options)
-        print("training \(model.name): \(train.count) examples, batch \(model.train.batch), \(trainer.epochs) epochs, \(trainer.parameters.totalCount) parameters, \(options.threads) thread\(options.threads == 1 ? "" : "s")")
-        let start = Date()
-        try trainer.run { report in
-            print(format(report, of: trainer.epochs))
-            return true
+        let outDirectory = args.options["--out"] ?? resume.map { $0 ?? "runs/\(model.name)" } ?? "runs/\(model.name)"
+        if let resume {
+            let from = resume ?? outDirectory
+            try TrainingState.resume(trainer, from: from)
+            print("resuming \(model.name) from \(from): \(trainer.epoch) of \(trainer.epochs) epochs done, step \(trainer.step)")
         }
-        let outDirectory = args.options["--out"] ?? "runs/\(model.name)"
-        let checkpoint = (outDirectory as NSString).appendingPathComponent("checkpoint.safetensors")
-        try Checkpoint.save(trainer.parameters, model: model, epoch: trainer.epoch, step: trainer.step, to: checkpoint)
+        // From here on, Ctrl-C stops at the next step boundary with a checkpoint.
+        Interrupts.install()
+        print("objective: \(WeightingReport.summary(model))")
+        print("training \(model.name): \(train.count) examples, batch \(model.train.batch), \(trainer.epochs) epoch\(trainer.epochs == 1 ? "" : "s"), \(trainer.parameters.totalCount) parameters, \(options.threads) thread\(options.threads == 1 ? "" : "s")")
+
+        let checkpoint = (outDirectory as NSString).appendingPathComponent(Checkpoint.fileName)
+        var lastCheckpoint: (epoch: Int, step: Int)?
+        func save(_ trainer: Trainer) throws {
+            try TrainingState.save(trainer, to: outDirectory)
+            lastCheckpoint = (trainer.epoch, trainer.step)
+        }
+        let start = Date()
+        let outcome: Trainer.Outcome
+        do {
+            outcome = try trainer.train(checkpointEvery: checkpointEvery, shouldStop: { Interrupts.requested },
+                                        afterEpoch: { report in print(format(report, of: trainer.epochs)); return true },
+                                        checkpoint: save)
+        } catch let error as NonFiniteValueError {
+            var message = "error: \(error)\nThe parameters were not updated with the failing step. "
+            if let last = lastCheckpoint {
+                message += "The last good checkpoint is kept: \(checkpoint) (epoch \(last.epoch), step \(last.step))."
+            } else if resume != nil {
+                message += "The checkpoint this run resumed from is kept: \(checkpoint)."
+            } else {
+                message += "No checkpoint was written before the failure."
+            }
+            if let origin = error.origin, origin.line > 0 {
+                message += "\nLook at line \(origin.line): an overflowing exp, a log or sqrt of a non-positive value, a division by zero or a learning rate that is too large are the usual causes."
+            }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+            exit(1)
+        }
+        if outcome == .stopped && Interrupts.requested {
+            try save(trainer)
+            print("interrupted: stopped after step \(trainer.step) (\(position(of: trainer))). The checkpoint is in \(outDirectory); continue with: vaec run \(path) --resume \(outDirectory)")
+            exit(130)
+        }
+        Interrupts.uninstall()
+        if lastCheckpoint?.step != trainer.step || lastCheckpoint?.epoch != trainer.epoch { try save(trainer) }
         print(String(format: "done in %.2f s; checkpoint: %@", Date().timeIntervalSince(start), checkpoint))
+    }
+
+    /// `--resume` takes an optional directory: the next word when it is not an option or a model
+    /// file. Returns the other words, and nil (no resume), .some(nil) (default directory) or the directory.
+    static func resumeOption(_ words: ArraySlice<String>) throws -> (ArraySlice<String>, String??) {
+        var rest: [String] = []
+        var resume: String?? = nil
+        var i = words.startIndex
+        while i < words.endIndex {
+            let word = words[i]
+            if word == "--resume" {
+                let next = i + 1 < words.endIndex ? words[i + 1] : nil
+                if let next, !next.hasPrefix("-"), !next.hasSuffix(".vae"), !next.hasSuffix(".vaek") {
+                    resume = .some(next); i += 1
+                } else {
+                    resume = .some(nil)
+                }
+            } else if word.hasPrefix("--resume=") {
+                let value = String(word.dropFirst("--resume=".count))
+                guard !value.isEmpty else { throw UsageError("--resume= needs a directory") }
+                resume = .some(value)
+            } else {
+                rest.append(word)
+            }
+            i += 1
+        }
+        return (rest[...], resume)
+    }
+
+    /// "epoch 3, batch 12 of 31" or "after epoch 3" for progress messages.
+    static func position(of trainer: Trainer) -> String {
+        let done = trainer.step - trainer.epoch * trainer.stepsPerEpoch
+        if done == 0 || trainer.epoch >= trainer.epochs { return "\(trainer.epoch) of \(trainer.epochs) epochs done" }
+        return "epoch \(trainer.epoch + 1) of \(trainer.epochs), batch \(done) of \(trainer.stepsPerEpoch)"
     }
 
     static func format(_ r: EpochReport, of epochs: Int) -> String {

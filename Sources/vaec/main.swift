@@ -29,6 +29,18 @@ do {
         try CompileCommand.run(rest)
     case "run":
         try RunCommand.run(rest)
+    case "grad":
+        try GradCommand.run(rest)
+    case "check":
+        try CheckCommand.run(rest)
+    case "schedule":
+        try ScheduleCommand.run(rest)
+    case "eval":
+        try EvalCommand.run(rest)
+    case "sweep":
+        try SweepCommand.run(rest)
+    case "report":
+        try ReportCommand.run(rest)
     default:
         throw UsageError("unknown command '\(command)'; see 'vaec --help'")
     }

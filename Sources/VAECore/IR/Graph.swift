@@ -26,6 +26,9 @@ public struct Graph: Codable, Sendable {
 
     public subscript(id: ValueID) -> Node { nodes[id] }
 
+    /// Whether output names and values pair up (a decoded file could hold lists of different lengths).
+    var outputsArePaired: Bool { outputNames.count == outputValues.count }
+
     public func output(_ name: String) -> ValueID? {
         outputNames.firstIndex(of: name).map { outputValues[$0] }
     }

@@ -65,30 +65,81 @@ public struct CompiledProgram: Codable, Sendable {
         return program
     }
 
-    /// Structural checks on a decoded program, so the runtime never indexes out of range.
+    /// Structural checks on a decoded program, so the runtime never indexes out of range, reads past a
+    /// buffer or allocates an absurd amount: every operand precedes its node, every shape is within
+    /// `SizeLimits` and agrees with its op's shape rule, every leaf is one the trainer binds (with the
+    /// shape of the buffer it binds), and every output the trainer reads exists with the right shape.
     func validate(path: String) throws {
-        func fail(_ problem: String) -> FormatError { FormatError(path: path, problem: problem) }
-        for (id, node) in graph.nodes.enumerated() {
-            guard node.operands.count == node.op.arity, node.operands.allSatisfy({ $0 >= 0 && $0 < id }) else {
-                throw fail("is damaged: node %\(id) has invalid operands")
-            }
-            guard node.shape.dims.allSatisfy({ $0 >= 1 && $0 <= 1 << 24 }), node.shape.featureCount <= 1 << 28 else {
-                throw fail("is damaged: node %\(id) has an invalid shape")
-            }
-            if node.op.kind != .leaf {
-                guard let s = try? ShapeRules.infer(node.op, node.operands.map { graph[$0].shape }), s == node.shape else {
-                    throw fail("is damaged: node %\(id) has an inconsistent shape")
-                }
-            }
+        func fail(_ problem: String) -> FormatError { FormatError(path: path, problem: "is damaged: " + problem) }
+        let model = self.model
+        guard (1...1_000_000).contains(model.train.batch), model.train.epochs >= 0 else {
+            throw fail("its batch size \(model.train.batch) or epoch count \(model.train.epochs) is out of range")
         }
-        for (_, value) in graph.outputs where value < 0 || value >= graph.nodes.count {
-            throw fail("is damaged: an output refers to a missing node")
+        guard !model.input.dims.isEmpty, model.input.dims.allSatisfy({ $0 >= 1 }),
+              SizeLimits.fits(model.input.dims, within: SizeLimits.maxFeatures) else {
+            throw fail("its input has the shape \(model.input.dims)")
+        }
+        guard model.latent.dims.count == 1, model.latent.dims[0] >= 1, model.latent.dims[0] <= SizeLimits.maxFeatures else {
+            throw fail("its latent has the shape \(model.latent.dims)")
+        }
+        var parameterShapes: [String: [Int]] = [:]
+        var totalParameters = 0
+        for p in model.parameters {
+            guard p.dims.allSatisfy({ $0 >= 1 }), let count = SizeLimits.product(p.dims), count <= SizeLimits.maxParameters,
+                  parameterShapes.updateValue(p.dims, forKey: p.name) == nil else {
+                throw fail("parameter '\(p.name)' has an invalid shape \(p.dims) or appears twice")
+            }
+            totalParameters += count
+            guard totalParameters <= SizeLimits.maxParameters else { throw fail("it has more than \(SizeLimits.maxParameters) parameters") }
+        }
+        try Self.validate(model.graph, of: model, parameterShapes: parameterShapes, fail: { fail("in its checked graph, " + $0) })
+        try Self.validate(graph, of: model, parameterShapes: parameterShapes, fail: fail)
+        // What the trainer reads: three scalars and one gradient per parameter, shaped like it.
+        for name in [OutputName.loss, OutputName.reconstruction, OutputName.kl] {
+            guard let id = graph.output(name), graph[id].shape == .scalar else { throw fail("it has no scalar output '\(name)'") }
         }
         for p in model.parameters {
-            guard let id = graph.nodes.firstIndex(where: { $0.op == .parameter(p.name) }) else { continue }
-            guard graph[id].shape == Shape(batched: false, p.dims) else {
-                throw fail("is damaged: parameter '\(p.name)' has an inconsistent shape")
+            guard let id = graph.output(OutputName.gradient(p.name)), graph[id].shape == Shape(batched: false, p.dims) else {
+                throw fail("it has no gradient of shape \(p.dims) for parameter '\(p.name)'")
             }
+        }
+    }
+
+    /// One graph's nodes and outputs: operands in range and in order, shapes within limits and as
+    /// the shape rules say, leaves that the trainer can bind.
+    static func validate(_ graph: Graph, of model: ModelSpec, parameterShapes: [String: [Int]],
+                         fail: (String) -> FormatError) throws {
+        for (id, node) in graph.nodes.enumerated() {
+            guard node.operands.count == node.op.arity, node.operands.allSatisfy({ $0 >= 0 && $0 < id }) else {
+                throw fail("node %\(id) has invalid operands")
+            }
+            guard node.shape.dims.allSatisfy({ $0 >= 1 && $0 <= SizeLimits.maxFeatures }),
+                  SizeLimits.fits(node.shape.dims, within: SizeLimits.maxParameters) else {
+                throw fail("node %\(id) has an invalid shape")
+            }
+            let expected: Shape?
+            switch node.op {
+            case .parameter(let name):
+                guard let dims = parameterShapes[name] else { throw fail("node %\(id) reads a parameter '\(name)' the model does not declare") }
+                expected = Shape(batched: false, dims)
+            case .input(let name):
+                guard name == model.input.name else { throw fail("node %\(id) reads an input '\(name)' the model does not declare") }
+                expected = Shape(batched: true, model.input.dims)
+            case .noise(let name):
+                guard name == model.latent.name else { throw fail("node %\(id) draws noise for a latent '\(name)' the model does not declare") }
+                expected = Shape(batched: true, model.latent.dims)
+            case .hyper, .constant:
+                expected = .scalar
+            default:
+                expected = try? ShapeRules.infer(node.op, node.operands.map { graph[$0].shape })
+            }
+            guard let expected, expected == node.shape else {
+                throw fail("node %\(id) has an inconsistent shape")
+            }
+        }
+        guard graph.outputsArePaired else { throw fail("its list of outputs is inconsistent") }
+        for (_, value) in graph.outputs where value < 0 || value >= graph.nodes.count {
+            throw fail("an output refers to a missing node")
         }
     }
 }

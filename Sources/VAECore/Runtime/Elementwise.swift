@@ -25,27 +25,9 @@ struct Operand {
 
 /// The elementwise evaluators of the plain interpreter: one loop per op.
 enum Elementwise {
+    /// The same vector functions as the fused kernels, so both give the same bits.
     static func unary(_ op: Op, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        switch op {
-        case .negate: for i in 0..<n { y[i] = -x[i] }
-        case .exp: for i in 0..<n { y[i] = Foundation.exp(x[i]) }
-        case .log: for i in 0..<n { y[i] = Foundation.log(x[i]) }
-        case .square: for i in 0..<n { y[i] = x[i] * x[i] }
-        case .sqrt: for i in 0..<n { y[i] = x[i].squareRoot() }
-        case .abs: for i in 0..<n { y[i] = Swift.abs(x[i]) }
-        case .relu: for i in 0..<n { y[i] = x[i] > 0 ? x[i] : 0 }
-        case .sigmoid: for i in 0..<n { y[i] = Scalar.sigmoid(x[i]) }
-        case .tanh: for i in 0..<n { y[i] = Foundation.tanh(x[i]) }
-        case .softplus: for i in 0..<n { y[i] = Scalar.softplus(x[i]) }
-        case .positiveStep: for i in 0..<n { y[i] = x[i] > 0 ? 1 : 0 }
-        case .sign: for i in 0..<n { y[i] = x[i] > 0 ? 1 : (x[i] < 0 ? -1 : 0) }
-        case .logGamma: for i in 0..<n { y[i] = Float(SpecialFunctions.logGamma(Double(x[i]))) }
-        case .digamma: for i in 0..<n { y[i] = Float(SpecialFunctions.digamma(Double(x[i]))) }
-        case .trigamma: for i in 0..<n { y[i] = Float(SpecialFunctions.trigamma(Double(x[i]))) }
-        case .cbLogNormalizer: for i in 0..<n { y[i] = Float(SpecialFunctions.cbLogNormalizer(Double(x[i]))) }
-        case .cbLogNormalizerSlope: for i in 0..<n { y[i] = Float(SpecialFunctions.cbLogNormalizerSlope(Double(x[i]))) }
-        default: preconditionFailure("\(op.mnemonic) is not unary")
-        }
+        VectorMath.apply(op, x, y, n)
     }
 
     static func binary(_ op: Op, _ a: Operand, _ b: Operand, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
@@ -96,20 +78,6 @@ enum Elementwise {
         case .full, .row: return 1
         case .scalar, .column: return 0
         }
-    }
-}
-
-/// Numerically careful scalar functions shared by every evaluator.
-enum Scalar {
-    /// softplus(x) = max(x, 0) + log1p(exp(−|x|)): no overflow for large x, no underflow to 0 for large −x.
-    @inline(__always) static func softplus(_ x: Float) -> Float {
-        Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
-    }
-
-    /// sigmoid without overflow: exp is only taken of −|x|.
-    @inline(__always) static func sigmoid(_ x: Float) -> Float {
-        let e = Foundation.exp(-Swift.abs(x))
-        return x >= 0 ? 1 / (1 + e) : e / (1 + e)
     }
 }
 

@@ -1,20 +1,49 @@
 import Foundation
 
-/// A graph instantiated for one batch size: every value needed for the requested outputs gets a buffer
-/// allocated once, so a step allocates nothing. Parameters, the data batch and the noise are bound to
-/// external memory (no copies).
+/// A graph instantiated for one batch size, in two forms that compute the same values:
+///
+/// - `run()`: the kernel program (`Lowering/`): fused elementwise kernels and GEMMs in stages for the
+///   threads, every intermediate in one arena planned by liveness. Nothing is allocated per step.
+/// - `run(inspecting:)`: the plain interpreter, one IR node at a time, calling back after each node with
+///   its value (the NaN guard's search for the first bad op, `vaec grad --values`, the Double sums of
+///   the gradient check). Its arena is allocated on first use.
+///
+/// Both use the same elementwise functions (`VectorMath`), so they differ only in the order of sums.
+/// Requested outputs, constants and hypers live in one pinned block shared by both forms; parameters,
+/// the data batch and the noise are bound to memory the caller owns (no copies).
 public final class Executable {
     public let graph: Graph
     public let batch: Int
     public let threads: Int
-    /// Nodes evaluated each run, in order.
+    /// Nodes the requested outputs need, in order (the plain interpreter's schedule).
     let schedule: [ValueID]
-    /// Buffer of each node (nil for nodes not needed).
+    let program: KernelProgram
+    let staging: Staging
+    let plan: MemoryPlan
+    /// Memory of each value: bound leaves, pinned values and the kernel program's intermediates (after an
+    /// inspecting run, the plain interpreter's). nil for values never in memory.
     private(set) var buffers: [UnsafeMutablePointer<Float>?]
     private var owned: [UnsafeMutablePointer<Float>] = []
     /// Nodes whose buffers belong to the caller (parameters, input, noise).
     private var bound: Set<ValueID> = []
     private var hyperValues: [String: Float] = [:]
+    private let hypers: [(name: String, pointer: UnsafeMutablePointer<Float>)]
+    private let pinned: UnsafeMutablePointer<Float>
+    private let pinnedOffsets: [ValueID: Int]
+    private let pinnedSize: Int
+    private let arena: UnsafeMutablePointer<Float>
+    private let registers: UnsafeMutablePointer<Float>
+    private let registersPerThread: Int
+    /// The kernel program bound to memory; rebuilt after a `bind`.
+    private var stages: [BoundStage] = []
+    private var stale = true
+    /// The plain interpreter's memory, made on first use.
+    private var plainPlan: MemoryPlan?
+    private var plainArena: UnsafeMutablePointer<Float>?
+
+    /// When set, `run()` accumulates the time of each kind of kernel in `profile`.
+    public var profiling = false
+    public private(set) var profile = KernelProfile()
 
     public init(graph: Graph, outputs: [String], batch: Int, threads: Int = 1) {
         self.graph = graph
@@ -23,23 +52,44 @@ public final class Executable {
         let roots = outputs.compactMap { graph.output($0) }
         let live = DeadCodePass.live(graph, outputs: roots)
         schedule = (0..<graph.nodes.count).filter { live[$0] }
+        program = Fusion.lower(graph, outputs: roots)
+        staging = Staging(program, batch: batch, threads: self.threads)
+        let pinnedLayout = MemoryPlan.pinned(graph, outputs: roots, schedule: schedule, batch: batch)
+        pinnedOffsets = pinnedLayout.offsets
+        pinnedSize = pinnedLayout.size
+        plan = MemoryPlan(program, staging: staging, batch: batch, pinned: pinnedLayout.offsets)
+
+        pinned = Self.allocate(pinnedLayout.size)
+        arena = Self.allocate(plan.arenaSize)
+        registersPerThread = program.kernels.reduce(0) { n, k in
+            if case .fused(let f) = k { return max(n, f.registers) } else { return n }
+        } * FusedKernelRunner.stride
+        registers = Self.allocate(registersPerThread * self.threads)
         buffers = Array(repeating: nil, count: graph.nodes.count)
-        for id in schedule {
-            let node = graph[id]
-            switch node.op {
-            case .parameter, .input, .noise: continue    // bound by the caller
-            default:
-                let count = node.shape.elementCount(batch: batch)
-                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-                buffer.initialize(repeating: 0, count: max(count, 1))
-                if case .constant(let v) = node.op { buffer.pointee = v }
-                owned.append(buffer)
-                buffers[id] = buffer
+        var hypers: [(String, UnsafeMutablePointer<Float>)] = []
+        for (v, offset) in pinnedOffsets {
+            buffers[v] = pinned + offset
+            switch graph[v].op {
+            case .constant(let value): (pinned + offset).pointee = value
+            case .hyper(let name): hypers.append((name, pinned + offset))
+            default: break
             }
         }
+        self.hypers = hypers
+        for (v, offset) in plan.arena { buffers[v] = arena + offset }
     }
 
-    deinit { for b in owned { b.deallocate() } }
+    deinit {
+        for b in owned { b.deallocate() }
+        pinned.deallocate(); arena.deallocate(); registers.deallocate()
+        plainArena?.deallocate()
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 16))
+        p.initialize(repeating: 0, count: max(count, 16))
+        return p
+    }
 
     /// Leaves of a kind, by name (e.g. every `.parameter`), for binding.
     public func leaves(where match: (Op) -> String?) -> [(name: String, id: ValueID)] {
@@ -50,6 +100,7 @@ public final class Executable {
     public func bind(_ id: ValueID, to pointer: UnsafeMutablePointer<Float>) {
         buffers[id] = pointer
         bound.insert(id)
+        stale = true
     }
 
     /// Hands the executable a buffer to free with it (e.g. the input and noise of an evaluator).
@@ -70,13 +121,95 @@ public final class Executable {
         graph.output(output).map { graph[$0].shape.elementCount(batch: batch) } ?? 0
     }
 
-    /// Evaluates every scheduled node.
+    /// Floating-point operations of one `run()` (2·m·n·k per product, one per element and elementwise op).
+    public var flopsPerRun: Int { program.flops(batch: batch) }
+
+    /// Bytes this executable allocated for its values (pinned block, arena, registers; not the plain
+    /// interpreter's arena, which exists only after an inspecting run).
+    public var bytesAllocated: Int { 4 * (pinnedSize + plan.arenaSize + registersPerThread * threads) }
+
+    // MARK: The kernel program
+
+    /// Runs the kernel program.
     public func run() {
-        for id in schedule { evaluate(id) }
+        if stale { bindStages() }
+        setHypers()
+        if profiling {
+            for stage in stages {
+                let start = KernelProfile.now()
+                stage.run(threads: threads)
+                profile.add(stage.kind, KernelProfile.now() - start)
+            }
+            profile.runs += 1
+        } else {
+            for stage in stages { stage.run(threads: threads) }
+        }
     }
+
+    public func resetProfile() { profile = KernelProfile() }
+
+    private func setHypers() {
+        for (name, pointer) in hypers { pointer.pointee = hyperValues[name] ?? .nan }
+    }
+
+    /// Memory of a value for the kernel program.
+    private func pointer(_ v: ValueID) -> UnsafeMutablePointer<Float> {
+        switch graph[v].op {
+        case .parameter(let name), .input(let name), .noise(let name):
+            precondition(bound.contains(v), "leaf '\(name)' was not bound before running")
+            return buffers[v]!
+        default:
+            if let offset = pinnedOffsets[v] { return pinned + offset }
+            return arena + plan.arena[v]!
+        }
+    }
+
+    private func bindStages() {
+        let registers = self.registers, perThread = registersPerThread
+        stages = staging.stages.map { stage in
+            var tasks: [(Int) -> Void] = []
+            var finishers: [FusedKernelRunner] = []
+            var kind = KernelProfile.Kind.gemm
+            for k in stage.kernels {
+                switch program.kernels[k] {
+                case .matrix(let m):
+                    let call = MatrixCall(m, graph, batch: batch, pointer: pointer)
+                    if stage.split && Self.gemmSplit == .internal {
+                        let threads = self.threads
+                        tasks.append { _ in call.run(threads: threads) }
+                    } else {
+                        for piece in call.pieces(stage.split ? threads : 1) { tasks.append { _ in piece.run(threads: 1) } }
+                    }
+                case .fused(let f):
+                    kind = .elementwise
+                    let runner = FusedKernelRunner(f, batch: batch, pointer: pointer,
+                                                   partials: plan.scratch[k].map { arena + $0 })
+                    if stage.split {
+                        for c in 0..<runner.chunks {
+                            tasks.append { t in runner.run(chunk: c, registers: registers + t * perThread) }
+                        }
+                    } else {
+                        tasks.append { t in for c in 0..<runner.chunks { runner.run(chunk: c, registers: registers + t * perThread) } }
+                    }
+                    if !f.columnSums.isEmpty { finishers.append(runner) }
+                }
+            }
+            return BoundStage(tasks: tasks, finishers: finishers, kind: kind)
+        }
+        stale = false
+    }
+
+    /// How a product alone in its stage uses the threads: cut into one GEMM call per thread (default),
+    /// or one call with the GEMM's own threading (`VAEC_GEMM=internal`, for comparison).
+    enum GEMMSplit { case pieces, `internal` }
+    static let gemmSplit: GEMMSplit = ProcessInfo.processInfo.environment["VAEC_GEMM"] == "internal" ? .internal : .pieces
+
+    // MARK: The plain interpreter
 
     /// Evaluates node by node, calling `inspect` after each (used by `vaec grad --values`).
     public func run(inspecting inspect: (ValueID, UnsafeBufferPointer<Float>) -> Void) {
+        preparePlain()
+        setHypers()
         for id in schedule {
             evaluate(id)
             let count = graph[id].shape.elementCount(batch: batch)
@@ -84,41 +217,35 @@ public final class Executable {
         }
     }
 
+    private func preparePlain() {
+        if plainPlan == nil {
+            let p = MemoryPlan(plain: graph, schedule: schedule, batch: batch, pinned: pinnedOffsets)
+            plainPlan = p
+            plainArena = Self.allocate(p.arenaSize)
+        }
+        for (v, offset) in plainPlan!.arena { buffers[v] = plainArena! + offset }
+    }
+
     private func evaluate(_ id: ValueID) {
         let node = graph[id]
         let out = buffers[id]!
-        let count = node.shape.elementCount(batch: batch)
         switch node.op {
         case .parameter(let name), .input(let name), .noise(let name):
             precondition(bound.contains(id), "leaf '\(name)' was not bound before running")
-        case .constant:
+        case .constant, .hyper:
             break
-        case .hyper(let name):
-            out.pointee = hyperValues[name] ?? .nan
         case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign,
              .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
-            Elementwise.unary(node.op, buffers[node.operands[0]]!, out, count)
+            Elementwise.unary(node.op, buffers[node.operands[0]]!, out, node.shape.elementCount(batch: batch))
         case .add, .subtract, .multiply, .divide, .maximum:
             let (a, b) = (graph[node.operands[0]].shape, graph[node.operands[1]].shape)
             Elementwise.binary(node.op,
                                Operand(buffers[node.operands[0]]!, Broadcast(a, to: node.shape)),
                                Operand(buffers[node.operands[1]]!, Broadcast(b, to: node.shape)),
                                out, rows: node.shape.batched ? batch : 1, columns: node.shape.featureCount)
-        case .dense:
-            let w = graph[node.operands[1]].shape.dims          // [n, k]
-            GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: w[0], k: w[1], alpha: 1,
-                          a: buffers[node.operands[0]]!, lda: w[1], b: buffers[node.operands[1]]!, ldb: w[1],
-                          beta: 0, c: out, ldc: w[0], threads: threads)
-        case .denseTransposed:
-            let w = graph[node.operands[1]].shape.dims          // [n, k]
-            GEMM.multiply(transposeA: false, transposeB: false, m: batch, n: w[1], k: w[0], alpha: 1,
-                          a: buffers[node.operands[0]]!, lda: w[0], b: buffers[node.operands[1]]!, ldb: w[1],
-                          beta: 0, c: out, ldc: w[1], threads: threads)
-        case .outerSum:
-            let n = graph[node.operands[0]].shape.featureCount, k = graph[node.operands[1]].shape.featureCount
-            GEMM.multiply(transposeA: true, transposeB: false, m: n, n: k, k: batch, alpha: 1,
-                          a: buffers[node.operands[0]]!, lda: n, b: buffers[node.operands[1]]!, ldb: k,
-                          beta: 0, c: out, ldc: k, threads: threads)
+        case .dense, .denseTransposed, .outerSum:
+            let kernel = MatrixKernel(node: id, op: node.op, a: node.operands[0], b: node.operands[1])
+            MatrixCall(kernel, graph, batch: batch) { self.buffers[$0]! }.run(threads: threads)
         case .sumFeatures:
             let input = graph[node.operands[0]].shape
             Reductions.sumRows(buffers[node.operands[0]]!, out, rows: input.batched ? batch : 1, columns: input.featureCount)
@@ -128,7 +255,42 @@ public final class Executable {
             let source = graph[node.operands[0]].shape
             Elementwise.broadcast(Operand(buffers[node.operands[0]]!, Broadcast(source, to: target)), out,
                                   rows: target.batched ? batch : 1, columns: target.featureCount)
-            _ = count
         }
+    }
+}
+
+/// One stage of the bound kernel program: tasks run side by side (a reusable pool job when there are
+/// several), then the partial column sums are added.
+private final class BoundStage {
+    let tasks: [(Int) -> Void]
+    let finishers: [FusedKernelRunner]
+    let kind: KernelProfile.Kind
+    let job: WorkerPool.Job?
+
+    init(tasks: [(Int) -> Void], finishers: [FusedKernelRunner], kind: KernelProfile.Kind) {
+        self.tasks = tasks
+        self.finishers = finishers
+        self.kind = kind
+        job = tasks.count > 1 ? WorkerPool.Job(count: tasks.count) { [tasks] task, thread in tasks[task](thread) } : nil
+    }
+
+    @inline(__always) func run(threads: Int) {
+        if let job { WorkerPool.shared.run(job, threads: threads) } else { tasks[0](0) }
+        for f in finishers { f.finish() }
+    }
+}
+
+/// Time spent per kind of kernel over the profiled runs.
+public struct KernelProfile: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case gemm, elementwise }
+    public private(set) var seconds: [Kind: Double] = [:]
+    public var runs = 0
+
+    mutating func add(_ kind: Kind, _ s: Double) { seconds[kind, default: 0] += s }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 }

@@ -2,53 +2,63 @@
 //
 //   C[m×n] = alpha · op(A) · op(B) + beta · C        (all matrices row-major)
 //
-// Structure (per thread, over the thread's own rectangle of C):
+// A call runs in two phases:
 //
-//   for jc in n-blocks of ncBlock:                      B block  (kc × nc)  lives in L2
-//     for pc in k-blocks of kc (balanced, ≤ kcMax):
-//       pack B[pc.., jc..] into panels of nr columns
-//       for ic in m-blocks of mcBlock:
-//         pack A[ic.., pc..] into panels of mr rows      A micro-panel (mr × kc) lives in L1
-//         for each A micro-panel (mr rows):
-//           for each B micro-panel (nr columns):
-//             micro-kernel: mr×nr tile accumulated in SIMD16 registers (GEMMKernel.swift)
+//   1. Packing (GEMMPacking.swift). op(A) and op(B) are copied, k-block by k-block, into contiguous
+//      micro-panels: A in panels of 8 rows (8 floats per k step), B in panels of 32 columns plus at
+//      most two narrow tail panels of 16 / 8 columns (see `Plan`). The packing routines read A and B
+//      through whichever transpose is asked for (with in-register 16×16 / 8×16 transposes), so no
+//      transposed copy is ever materialised and the kernels see one layout for all four cases.
+//   2. Compute. C is cut into rectangular chunks (≤ 256 columns, so a chunk's B block stays in L2);
+//      per chunk: for each k-block, for each 8-row A panel (kept in L1), for each B panel: one
+//      register-blocked micro-kernel call (GEMMKernel.swift), 8×32 in SIMD16 accumulators, or
+//      8/16/24 × 16/8 for the narrow tail panels.
 //
-// The packing routines (GEMMPacking.swift) read A and B through whichever transpose is asked for,
-// so no transposed copy of A or B is ever materialised: the packed layout is the same for all four
-// transpose combinations.
+// Threads (when `threads > 1` and the call has at least `parallelFlopThreshold` flops): the chunks
+// of the OUTPUT are handed out dynamically by DispatchQueue.concurrentPerform (a few chunks per
+// thread, so a worker that wakes up late just takes fewer). Each iteration first helps with the
+// packing (pieces claimed through an atomic counter, so whichever threads show up share it and
+// nobody waits on a piece that no running thread has claimed), waits until all pieces are packed,
+// then computes its chunk. k is NEVER split across threads.
 //
 // Determinism. Every element C[i, j] is produced by the same sequence of floating-point operations
-// whatever the thread count and whatever tile (full or edge) it falls in:
+// whatever the thread count, the chunking, and the tile (full, edge, wide or narrow) it falls in:
 //   * the k-blocking depends only on k (never on threads, m or n);
 //   * inside a k-block the accumulator starts at 0 and takes one fused multiply-add per p, in order;
-//   * after a k-block: C = alpha·acc + beta·C for the first block (alpha·acc when beta == 0, in which
-//     case C is never read), and C = C + alpha·acc for the later blocks;
-//   * edge tiles go through the same kernel into a scratch tile and then the same scalar formula.
-// Threads split only the OUTPUT (disjoint column or row ranges of C), never k. So results are
-// bit-identical between threads = 1 and threads = 2, and from call to call.
+//   * after a k-block: C = alpha·acc + beta·C for the first block (just alpha·acc when beta == 0,
+//     and then C is never read), and C = C + alpha·acc for the later blocks, in block order;
+//   * edge tiles go through the same kernel into a scratch tile and then the same formula.
+// Threads split only the output, never k. So results are bit-identical between threads = 1 and
+// threads = 2, and from call to call.
 
 import Dispatch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major. op(A) is A (m×k, leading dimension lda) or,
 /// when transposeA, Aᵀ where A is stored k×m. Likewise B: k×n, or stored n×k when transposeB.
 /// beta == 0 means C is overwritten (never read, so NaN garbage in C does not propagate).
 public enum GEMM {
-    // MARK: Blocking parameters (measured on Zen 4 with AVX-512; see the bench notes in the report).
+    // MARK: Tuning (measured on Zen 4 with AVX-512, 2 cores; see GEMMTests for the invariants)
 
-    /// Rows of a micro-tile (broadcast operand, A).
+    /// Rows of an A panel (broadcast operand of the micro-kernels).
     static let mr = 8
-    /// Columns of a micro-tile (vector operand, B): two SIMD16<Float> registers.
-    static let nr = 32
-    /// Largest k-block. The actual block is balanced: k is cut into ceil(k / kcMax) equal-ish parts.
+
+    /// Largest k-block. The actual block is balanced: k is cut into ceil(k / kcMax) equal-ish parts,
+    /// so an 8×kc A panel (12 KB at kc = 384) sits in L1 while B panels stream from L2.
     static let kcMax = 384
-    /// Rows of A packed at once (a multiple of mr).
-    static let mcBlock = 192
-    /// Columns of B packed at once (a multiple of nr).
-    static let ncBlock = 512
-    /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says:
-    /// the fork/join of concurrentPerform (~10–20 µs) and the duplicated packing don't pay.
-    static let parallelFlopThreshold = 1 << 21
+    /// 32-column B panels per chunk (256 columns: a 384×256 B block is 384 KB, half of L2).
+    static let chunkPanels = 8
+    /// Chunks per thread when threaded (dynamic load balancing).
+    static let chunksPerThread = 3
+    /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says. Waking a
+    /// concurrentPerform worker and joining it costs ~20 µs each way on this machine (measured), so a
+    /// second thread only pays from roughly 100 µs of single-thread work.
+    static let parallelFlopThreshold = 8_000_000
 
     // MARK: Public API
 
@@ -71,34 +81,43 @@ public enum GEMM {
             scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
             return
         }
-        let problem = Problem(
-            transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: alpha,
-            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-
+        let plan = Plan(m: m, n: n, k: k)
         let flops = 2.0 * Double(m) * Double(n) * Double(k)
-        var parts = threads > 1 && flops >= Double(parallelFlopThreshold) ? threads : 1
-        // Split C along n when duplicating A's packing (m·k) is cheaper than duplicating B's (k·n),
-        // else along m. Split points fall on micro-tile boundaries.
-        let nUnits = (n + nr - 1) / nr
-        let mUnits = (m + mr - 1) / mr
-        let splitN = (m <= n && nUnits >= 2) || mUnits < 2
-        parts = min(parts, splitN ? nUnits : mUnits)
-        if parts <= 1 {
-            withWorkspace { ws in
-                problem.run(m0: 0, m1: m, n0: 0, n1: n, ws: ws)
+        let parallel = threads > 1 && flops >= Double(parallelFlopThreshold)
+
+        withWorkspace { ws in
+            var job = Job(
+                transA: transposeA, transB: transposeB, alpha: alpha, beta: beta,
+                a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, plan: plan)
+            job.setChunks(threads: parallel ? threads : 1)
+            ws.reserve(sharedCount: job.sharedSize, privateCount: job.privateSize)
+            job.shared = ws.shared
+            if job.chunkCount == 1 || !parallel {
+                for piece in 0..<job.pieceCount { job.pack(piece: piece) }
+                for chunk in 0..<job.chunkCount { job.compute(chunk: chunk, scratch: ws.scratch) }
+                return
             }
-            return
-        }
-        let units = splitN ? nUnits : mUnits
-        let unit = splitN ? nr : mr
-        DispatchQueue.concurrentPerform(iterations: parts) { t in
-            let u0 = units * t / parts, u1 = units * (t + 1) / parts
-            if u0 == u1 { return }
-            withWorkspace { ws in
-                if splitN {
-                    problem.run(m0: 0, m1: m, n0: u0 * unit, n1: min(n, u1 * unit), ws: ws)
-                } else {
-                    problem.run(m0: u0 * unit, m1: min(m, u1 * unit), n0: 0, n1: n, ws: ws)
+            ws.nextPiece.store(0, ordering: .relaxed)
+            ws.donePieces.store(0, ordering: .relaxed)
+            let pieces = job.pieceCount
+            let frozen = job
+            DispatchQueue.concurrentPerform(iterations: job.chunkCount) { chunk in
+                // Help with packing the shared operand until every piece is claimed, then wait for
+                // the pieces other threads are still packing (they are running, so this ends).
+                while true {
+                    let piece = ws.nextPiece.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if piece >= pieces { break }
+                    frozen.pack(piece: piece)
+                    ws.donePieces.wrappingAdd(1, ordering: .releasing)
+                }
+                var spins = 0
+                while ws.donePieces.load(ordering: .acquiring) < pieces {
+                    spins += 1
+                    if spins & 1023 == 0 { sched_yield() }
+                }
+                withWorkspace { own in
+                    own.reserve(sharedCount: 0, privateCount: frozen.privateSize)
+                    frozen.compute(chunk: chunk, scratch: own.scratch)
                 }
             }
         }
@@ -129,7 +148,7 @@ public enum GEMM {
         }
     }
 
-    // MARK: Internals
+    // MARK: Layout
 
     /// C = beta · C (beta == 0 writes zeros without reading C).
     static func scaleC(m: Int, n: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -144,97 +163,275 @@ public enum GEMM {
         }
     }
 
-    /// The k-block length used for a given k: balanced blocks of at most kcMax. Depends on k only.
     @inline(__always)
-    static func kBlock(_ k: Int) -> Int {
-        let blocks = (k + kcMax - 1) / kcMax
-        return (k + blocks - 1) / blocks
+    static func roundUp(_ x: Int, _ to: Int) -> Int { (x + to - 1) / to * to }
+
+    /// The packed layout of one call; depends on m, n, k only.
+    struct Plan {
+        let m: Int, n: Int, k: Int
+        /// k-block length (balanced, ≤ kcMax) and count. Depends on k only.
+        let kc: Int, kBlocks: Int
+        /// 8-row A panels.
+        let mPanels: Int
+        /// 32-column B panels, then the narrow tail panels (widths 16/8, 0 = absent).
+        let wide: Int, tail0: Int, tail1: Int
+        /// Floats per packed k-block of A / B (multiples of 16 floats, so blocks stay 64-byte aligned).
+        let aBlockStride: Int, bBlockStride: Int
+
+        init(m: Int, n: Int, k: Int) {
+            self.m = m; self.n = n; self.k = k
+            let blocks = (k + kcMax - 1) / kcMax
+            kc = (k + blocks - 1) / blocks
+            kBlocks = (k + kc - 1) / kc
+            mPanels = (m + 7) / 8
+            // Columns past the last multiple of 32: more than 24 → one more (padded) 32-wide panel;
+            // 17…24 → 16 + 8; 9…16 → 16; 1…8 → 8. (SIMD8 costs the same per lane as SIMD16 here.)
+            let r = n % 32
+            if r == 0 || r > 24 {
+                wide = (n + 31) / 32; tail0 = 0; tail1 = 0
+            } else {
+                wide = n / 32
+                if r > 16 { tail0 = 16; tail1 = 8 } else if r > 8 { tail0 = 16; tail1 = 0 } else { tail0 = 8; tail1 = 0 }
+            }
+            aBlockStride = roundUp(mPanels * 8 * kc, 16)
+            bBlockStride = roundUp((wide * 32 + tail0 + tail1) * kc, 16)
+        }
+
+        var aSize: Int { kBlocks * aBlockStride }
+        var bSize: Int { kBlocks * bBlockStride }
+        /// Length of k-block `bi`.
+        @inline(__always) func kLength(_ bi: Int) -> Int { min(kc, k - bi * kc) }
     }
 
-    struct Problem {
+    // MARK: Job
+
+    /// One multiply: operands, plan, chunking. A value shared read-only by the threads.
+    ///
+    /// C is cut into chunks along n (`splitN`: each chunk owns a range of B panels, A is shared)
+    /// or, when n is too narrow to give every thread work, along m (A rows private, B shared).
+    /// The shared operand is packed once for all k-blocks (in pieces, by whichever threads come);
+    /// a chunk packs its private operand one k-block at a time into its own scratch buffer, right
+    /// before using it, so that block is still in L2.
+    struct Job {
         let transA: Bool, transB: Bool
-        let m: Int, n: Int, k: Int
-        let alpha: Float
+        let alpha: Float, beta: Float
         let a: UnsafePointer<Float>, lda: Int
         let b: UnsafePointer<Float>, ldb: Int
-        let beta: Float
         let c: UnsafeMutablePointer<Float>, ldc: Int
+        let plan: Plan
+        /// Packed shared operand (A when splitN, else B), all k-blocks.
+        var shared: UnsafeMutablePointer<Float>? = nil
 
-        /// Computes the rectangle C[m0..<m1, n0..<n1] (n0 a multiple of nr or m0 a multiple of mr
-        /// when called from the threaded split; any values are correct).
-        func run(m0: Int, m1: Int, n0: Int, n1: Int, ws: Workspace) {
-            let kc = kBlock(k)
-            let mcMax = min(mcBlock, roundUp(m1 - m0, mr))
-            let ncMax = min(ncBlock, roundUp(n1 - n0, nr))
-            ws.reserve(aCount: mcMax * kc, bCount: ncMax * kc)
-            let ap = ws.a, bp = ws.b, scratch = ws.scratch
+        var splitN = true
+        var gm = 1, gn = 1
+        var chunkCount: Int { gm * gn }
 
-            var jc = n0
-            while jc < n1 {
-                let nc = min(ncBlock, n1 - jc)
-                var pc = 0
-                while pc < k {
-                    let kcur = min(kc, k - pc)
-                    packB(trans: transB, b: b, ldb: ldb, p0: pc, kc: kcur, j0: jc, nc: nc, dst: bp)
-                    let betaEff: Float = pc == 0 ? beta : 1
-                    var ic = m0
-                    while ic < m1 {
-                        let mc = min(mcBlock, m1 - ic)
-                        packA(trans: transA, a: a, lda: lda, i0: ic, mc: mc, p0: pc, kc: kcur, dst: ap)
-                        macroKernel(mc: mc, nc: nc, kc: kcur, ap: ap, bp: bp,
-                                    c: c + ic * ldc + jc, beta: betaEff, scratch: scratch)
-                        ic += mc
-                    }
-                    pc += kcur
-                }
-                jc += nc
+        // Chunks along n are ranges of "units": a unit is one 32-wide panel; the narrow tail panels
+        // belong to the last unit (or form the only unit when there is no wide panel).
+        var nUnits: Int { max(plan.wide, 1) }
+        var bPanels: Int { plan.wide + (plan.tail0 > 0 ? 1 : 0) + (plan.tail1 > 0 ? 1 : 0) }
+
+        // Packing pieces of the shared operand, per k-block: 4 A panels or 2 B panels.
+        static let aPanelsPerPiece = 4
+        static let bPanelsPerPiece = 2
+        var piecesPerBlock: Int {
+            splitN ? (plan.mPanels + Job.aPanelsPerPiece - 1) / Job.aPanelsPerPiece
+                   : (bPanels + Job.bPanelsPerPiece - 1) / Job.bPanelsPerPiece
+        }
+        var pieceCount: Int { plan.kBlocks * piecesPerBlock }
+
+        init(transA: Bool, transB: Bool, alpha: Float, beta: Float,
+             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+             c: UnsafeMutablePointer<Float>, ldc: Int, plan: Plan) {
+            self.transA = transA; self.transB = transB; self.alpha = alpha; self.beta = beta
+            self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.c = c; self.ldc = ldc
+            self.plan = plan
+        }
+
+        /// One thread: chunks of at most `chunkPanels` B panels (cache blocking only). Several:
+        /// about `chunksPerThread` chunks per thread, along n when n has enough panels, else along m.
+        mutating func setChunks(threads: Int) {
+            let minGn = (nUnits + chunkPanels - 1) / chunkPanels
+            if threads <= 1 {
+                splitN = true; gm = 1; gn = minGn
+                return
+            }
+            let target = threads * chunksPerThread
+            if nUnits >= 2 * threads || nUnits >= plan.mPanels {
+                splitN = true; gm = 1; gn = min(nUnits, max(minGn, target))
+            } else {
+                splitN = false; gn = 1; gm = min(plan.mPanels, target)
             }
         }
 
-        /// All micro-tiles of one packed mc×kc A block times one packed kc×nc B block.
+        var sharedSize: Int { splitN ? plan.kBlocks * plan.aBlockStride : plan.kBlocks * plan.bBlockStride }
+
+        /// Floats of private packing buffer one chunk needs for one k-block (upper bound).
+        var privateSize: Int {
+            if splitN {
+                let units = (nUnits + gn - 1) / gn
+                return (units * 32 + 24) * plan.kc
+            } else {
+                let panels = (plan.mPanels + gm - 1) / gm
+                return panels * 8 * plan.kc
+            }
+        }
+
+        /// Packs piece `piece` of the shared operand.
+        func pack(piece: Int) {
+            let bi = piece / piecesPerBlock, q = piece % piecesPerBlock
+            let p0 = bi * plan.kc, kcur = plan.kLength(bi)
+            let shared = self.shared!
+            if splitN {
+                let panel0 = q * Job.aPanelsPerPiece
+                let i0 = panel0 * 8
+                let i1 = min(plan.m, (panel0 + Job.aPanelsPerPiece) * 8)
+                GEMM.packA(trans: transA, a: a, lda: lda, i0: i0, mc: i1 - i0, p0: p0, kc: kcur,
+                           dst: shared + bi * plan.aBlockStride + i0 * kcur)
+            } else {
+                let first = q * Job.bPanelsPerPiece
+                let last = min(bPanels, first + Job.bPanelsPerPiece)
+                packBPanels(first..<last, p0: p0, kc: kcur, dst: shared + bi * plan.bBlockStride, origin: 0)
+            }
+        }
+
+        /// Packs B panels `panels` of the k-block starting at p0; the panel starting at column j
+        /// goes to dst + (j - origin)·kc.
+        func packBPanels(_ panels: Range<Int>, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>, origin: Int) {
+            for panel in panels {
+                let (j0, width) = bPanel(panel)
+                GEMM.packBPanel(trans: transB, b: b, ldb: ldb, p0: p0, kc: kc, j0: j0,
+                                cols: min(width, plan.n - j0), width: width,
+                                dst: dst + (j0 - origin) * kc)
+            }
+        }
+
+        /// First column and width of B panel `q`.
         @inline(__always)
-        func macroKernel(mc: Int, nc: Int, kc: Int, ap: UnsafeMutablePointer<Float>,
-                         bp: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>,
-                         beta: Float, scratch: UnsafeMutablePointer<Float>) {
-            let alpha = self.alpha, ldc = self.ldc
-            var ir = 0
-            while ir < mc {
-                let rows = min(mr, mc - ir)
-                let aPanel = UnsafePointer(ap + ir * kc)
-                var jr = 0
-                while jr < nc {
-                    let left = nc - jr
-                    // Trailing ≤16 columns use the one-register-wide kernel (16-wide panel).
-                    let width = left <= 16 ? 16 : nr
-                    let cols = min(width, left)
-                    let bPanel = UnsafePointer(bp + jr * kc)
-                    let cTile = c + ir * ldc + jr
-                    if rows == mr && cols == width {
-                        if width == nr {
-                            kernel8x32(kc, aPanel, bPanel, cTile, ldc, alpha, beta)
-                        } else {
-                            kernel8x16(kc, aPanel, bPanel, cTile, ldc, alpha, beta)
-                        }
+        func bPanel(_ q: Int) -> (Int, Int) {
+            if q < plan.wide { return (q * 32, 32) }
+            if q == plan.wide && plan.tail0 > 0 { return (plan.wide * 32, plan.tail0) }
+            return (plan.wide * 32 + plan.tail0, plan.tail1)
+        }
+
+        /// Computes chunk `chunk` of C; `scratch` is this thread's private packing buffer
+        /// (≥ privateSize floats).
+        func compute(chunk: Int, scratch: UnsafeMutablePointer<Float>) {
+            let cm = chunk / gn, cn = chunk % gn
+            let u0 = cn * nUnits / gn, u1 = (cn + 1) * nUnits / gn
+            let row0 = cm * plan.mPanels / gm * 8
+            let row1 = min(plan.m, (cm + 1) * plan.mPanels / gm * 8)
+            let wide0 = min(u0, plan.wide), wide1 = min(u1, plan.wide)
+            let hasTail = u1 == nUnits && plan.tail0 > 0
+            let panelEnd = hasTail ? bPanels : wide1
+            let col0 = wide0 * 32
+            let shared = self.shared!
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 24 * 32) { buffer in
+                let edge = buffer.baseAddress!
+                for bi in 0..<plan.kBlocks {
+                    let kcur = plan.kLength(bi), p0 = bi * plan.kc
+                    let aBlock: UnsafePointer<Float>, aOrigin: Int
+                    let bBlock: UnsafePointer<Float>, bOrigin: Int
+                    if splitN {
+                        aBlock = UnsafePointer(shared + bi * plan.aBlockStride); aOrigin = 0
+                        packBPanels(wide0..<panelEnd, p0: p0, kc: kcur, dst: scratch, origin: col0)
+                        bBlock = UnsafePointer(scratch); bOrigin = col0
                     } else {
-                        // Edge tile: full tile into scratch (alpha·acc), then the same formula as
-                        // the kernel's store, element by element, on the valid part only.
-                        if width == nr {
-                            kernel8x32(kc, aPanel, bPanel, scratch, width, alpha, 0)
-                        } else {
-                            kernel8x16(kc, aPanel, bPanel, scratch, width, alpha, 0)
-                        }
-                        storeEdge(rows: rows, cols: cols, src: scratch, srcStride: width,
-                                  c: cTile, ldc: ldc, beta: beta)
+                        GEMM.packA(trans: transA, a: a, lda: lda, i0: row0, mc: row1 - row0, p0: p0,
+                                   kc: kcur, dst: scratch)
+                        aBlock = UnsafePointer(scratch); aOrigin = row0
+                        bBlock = UnsafePointer(shared + bi * plan.bBlockStride); bOrigin = 0
                     }
-                    jr += width
+                    let tiles = Tiles(job: self, kc: kcur, aBlock: aBlock - aOrigin * kcur,
+                                      bBlock: bBlock - bOrigin * kcur,
+                                      beta: bi == 0 ? beta : 1, edge: edge)
+                    if wide1 > wide0 {
+                        tiles.wide(rows: row0..<row1, panels: wide0..<wide1)
+                    }
+                    if hasTail {
+                        let j0 = plan.wide * 32
+                        tiles.narrow(rows: row0..<row1, j0: j0, width: plan.tail0)
+                        if plan.tail1 > 0 {
+                            tiles.narrow(rows: row0..<row1, j0: j0 + plan.tail0, width: plan.tail1)
+                        }
+                    }
                 }
-                ir += mr
             }
         }
     }
 
-    /// c = s (beta == 0), c = c + s (beta == 1), c = s + beta·c otherwise, where s = alpha·acc.
-    /// Matches the SIMD stores in the kernels operation for operation.
+    /// The micro-kernel calls of one k-block. `aBlock + i·kc` is the A panel holding row i (a
+    /// multiple of 8) and `bBlock + j·kc` the B panel starting at column j (pointers set up so
+    /// that absolute row and column numbers index the possibly partial packed blocks).
+    struct Tiles {
+        let job: Job
+        let kc: Int
+        let aBlock: UnsafePointer<Float>, bBlock: UnsafePointer<Float>
+        let beta: Float
+        let edge: UnsafeMutablePointer<Float>
+
+        /// 8×32 tiles over rows × 32-wide panels: each A panel (in L1) against all B panels (L2).
+        @inline(__always)
+        func wide(rows: Range<Int>, panels: Range<Int>) {
+            let alpha = job.alpha, ldc = job.ldc, n = job.plan.n, c = job.c, kc = self.kc
+            var ir = rows.lowerBound
+            while ir < rows.upperBound {
+                let mr = min(8, rows.upperBound - ir)
+                let aPanel = aBlock + ir * kc
+                var jr = panels.lowerBound * 32
+                let jEnd = panels.upperBound * 32
+                while jr < jEnd {
+                    let nr = min(32, n - jr)
+                    let bPanel = bBlock + jr * kc
+                    let cTile = c + ir * ldc + jr
+                    if mr == 8 && nr == 32 {
+                        kernel8x32(kc, aPanel, 0, bPanel, cTile, ldc, alpha, beta)
+                    } else {
+                        kernel8x32(kc, aPanel, 0, bPanel, edge, 32, alpha, 0)
+                        storeEdge(rows: mr, cols: nr, src: edge, srcStride: 32, c: cTile, ldc: ldc, beta: beta)
+                    }
+                    jr += 32
+                }
+                ir += 8
+            }
+        }
+
+        /// One narrow (16- or 8-wide) panel against the rows, 24 rows (3 A panels) at a time.
+        @inline(__always)
+        func narrow(rows: Range<Int>, j0: Int, width: Int) {
+            let alpha = job.alpha, ldc = job.ldc, c = job.c, kc = self.kc
+            let nr = min(width, job.plan.n - j0)
+            let bPanel = bBlock + j0 * kc
+            let aStride = 8 * kc
+            var ir = rows.lowerBound
+            while ir < rows.upperBound {
+                let left = rows.upperBound - ir
+                let tileRows = min(24, roundUp(left, 8))
+                let mr = min(tileRows, left)
+                let aPanel = aBlock + ir * kc
+                let full = mr == tileRows && nr == width
+                let dst = full ? c + ir * ldc + j0 : edge
+                let dstLd = full ? ldc : width
+                let dstBeta: Float = full ? beta : 0
+                switch (tileRows, width) {
+                case (24, 16): kernel24x16(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
+                case (16, 16): kernel16x16(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
+                case (8, 16): kernel8x16(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
+                case (24, 8): kernel24x8(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
+                case (16, 8): kernel16x8(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
+                default: kernel8x8(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
+                }
+                if !full {
+                    storeEdge(rows: mr, cols: nr, src: edge, srcStride: width,
+                              c: c + ir * ldc + j0, ldc: ldc, beta: beta)
+                }
+                ir += tileRows
+            }
+        }
+    }
+
+    /// c = s (beta == 0), c = c + s (beta == 1), c = s + beta·c otherwise, where s = alpha·acc was
+    /// stored by a kernel into `src`. The same operations as the kernels' `update`.
     @inline(__always)
     static func storeEdge(rows: Int, cols: Int, src: UnsafeMutablePointer<Float>, srcStride: Int,
                           c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float) {
@@ -250,41 +447,38 @@ public enum GEMM {
         }
     }
 
-    @inline(__always)
-    static func roundUp(_ x: Int, _ to: Int) -> Int { (x + to - 1) / to * to }
-
     // MARK: Workspaces
 
-    /// Packing buffers of one running multiply. Grown on demand, never shrunk, reused across calls
-    /// through `pool`; a workspace is used by exactly one thread at a time.
+    /// Packing buffers (and the packing counters) for one thread of one running multiply. Grown on
+    /// demand, never shrunk, reused across calls through `pool`. `shared` holds the operand packed
+    /// once per call (read by all the call's threads); `scratch` the chunk-private packing.
     final class Workspace: @unchecked Sendable {
-        private(set) var a: UnsafeMutablePointer<Float>
-        private(set) var b: UnsafeMutablePointer<Float>
-        let scratch: UnsafeMutablePointer<Float>
-        private var aCapacity = 0, bCapacity = 0
+        private(set) var shared: UnsafeMutablePointer<Float>
+        private(set) var scratch: UnsafeMutablePointer<Float>
+        private var sharedCapacity = 0, scratchCapacity = 0
+        let nextPiece = Atomic<Int>(0)
+        let donePieces = Atomic<Int>(0)
 
         init() {
-            a = Workspace.allocate(0)
-            b = Workspace.allocate(0)
-            scratch = Workspace.allocate(mr * nr)
+            shared = Workspace.allocate(0)
+            scratch = Workspace.allocate(0)
         }
 
         deinit {
-            a.deallocate()
-            b.deallocate()
+            shared.deallocate()
             scratch.deallocate()
         }
 
-        func reserve(aCount: Int, bCount: Int) {
-            if aCount > aCapacity {
-                a.deallocate()
-                aCapacity = max(aCount, aCapacity * 2)
-                a = Workspace.allocate(aCapacity)
+        func reserve(sharedCount: Int, privateCount: Int) {
+            if sharedCount > sharedCapacity {
+                shared.deallocate()
+                sharedCapacity = max(sharedCount, sharedCapacity * 3 / 2)
+                shared = Workspace.allocate(sharedCapacity)
             }
-            if bCount > bCapacity {
-                b.deallocate()
-                bCapacity = max(bCount, bCapacity * 2)
-                b = Workspace.allocate(bCapacity)
+            if privateCount > scratchCapacity {
+                scratch.deallocate()
+                scratchCapacity = max(privateCount, scratchCapacity * 3 / 2)
+                scratch = Workspace.allocate(scratchCapacity)
             }
         }
 
@@ -294,8 +488,8 @@ public enum GEMM {
         }
     }
 
-    /// Idle workspaces. A call takes one per participating thread and gives it back afterwards,
-    /// so in steady state nothing is allocated, and concurrent callers never share a buffer.
+    /// Idle workspaces. A call takes one and gives it back afterwards, so in steady state nothing
+    /// is allocated, and concurrent callers (e.g. from concurrentPerform workers) never share one.
     static let pool = Mutex<[Workspace]>([])
 
     @inline(__always)

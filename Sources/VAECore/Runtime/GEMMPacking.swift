@@ -3,9 +3,10 @@
 //
 //   packed A block (mc × kc): panels of mr rows; panel r holds, for p = 0..<kc, the mr values
 //                             op(A)[r·mr + i, p0 + p] (i = 0..<mr), zero-padded past mc.
-//   packed B block (kc × nc): panels of nr columns (the last one 16 wide when ≤ 16 columns are left);
-//                             a panel of width w holds, for p = 0..<kc, the w values
-//                             op(B)[p0 + p, j0 + j], zero-padded past nc. Panel j starts at j·kc.
+//   packed B block (kc × n):  panels of 32 columns, then up to two narrow tail panels (16 and/or 8
+//                             wide, see GEMM.Plan); a panel of width w holds, for p = 0..<kc, the w
+//                             values op(B)[p0 + p, j0 + j], zero-padded past n. The panel starting at
+//                             column j starts at offset j·kc.
 
 extension GEMM {
     // MARK: A
@@ -164,50 +165,33 @@ extension GEMM {
 
     // MARK: B
 
-    static func packB(trans: Bool, b: UnsafePointer<Float>, ldb: Int, p0: Int, kc: Int,
-                      j0: Int, nc: Int, dst: UnsafeMutablePointer<Float>) {
-        var jr = 0
-        var d = dst
-        while jr < nc {
-            let left = nc - jr
-            let width = left <= 16 ? 16 : nr
-            let cols = min(width, left)
-            if trans {
-                // B stored n×k: column j of op(B) is the contiguous row j of storage.
-                let src = b + (j0 + jr) * ldb + p0
-                if cols == width {
-                    if width == nr {
-                        packColumns(src: src, ld: ldb, cols: nr, width: nr, kc: kc, dst: d)
-                    } else {
-                        packColumns(src: src, ld: ldb, cols: 16, width: 16, kc: kc, dst: d)
-                    }
-                } else {
-                    packColumns(src: src, ld: ldb, cols: cols, width: width, kc: kc, dst: d)
-                }
-            } else {
-                // B stored k×n: each k step is a contiguous run of columns.
-                let src = b + p0 * ldb + (j0 + jr)
-                if cols == width {
-                    let dr = UnsafeMutableRawPointer(d)
-                    for p in 0..<kc {
-                        let s = UnsafeRawPointer(src + p * ldb)
-                        var off = 0
-                        while off < width * 4 {
-                            dr.storeBytes(of: s.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self),
-                                          toByteOffset: p * width * 4 + off, as: SIMD16<Float>.self)
-                            off += 64
-                        }
-                    }
-                } else {
-                    for p in 0..<kc {
-                        let s = src + p * ldb, dd = d + p * width
-                        for j in 0..<cols { dd[j] = s[j] }
-                        for j in cols..<width { dd[j] = 0 }
-                    }
+    /// Packs one B panel: dst[p·width + j] = op(B)[p0 + p, j0 + j] for j < cols, 0 for cols ≤ j < width.
+    static func packBPanel(trans: Bool, b: UnsafePointer<Float>, ldb: Int, p0: Int, kc: Int,
+                           j0: Int, cols: Int, width: Int, dst: UnsafeMutablePointer<Float>) {
+        if trans {
+            // B stored n×k: column j of op(B) is the contiguous row j of storage.
+            packColumns(src: b + j0 * ldb + p0, ld: ldb, cols: cols, width: width, kc: kc, dst: dst)
+            return
+        }
+        // B stored k×n: each k step is a contiguous run of columns.
+        let src = b + p0 * ldb + j0
+        if cols == width && width >= 16 {
+            let dr = UnsafeMutableRawPointer(dst)
+            for p in 0..<kc {
+                let s = UnsafeRawPointer(src + p * ldb)
+                let d = dr + p * width * 4
+                d.storeBytes(of: s.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                if width == 32 {
+                    d.storeBytes(of: s.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
+                                 toByteOffset: 64, as: SIMD16<Float>.self)
                 }
             }
-            d += width * kc
-            jr += width
+        } else {
+            for p in 0..<kc {
+                let s = src + p * ldb, d = dst + p * width
+                for j in 0..<cols { d[j] = s[j] }
+                for j in cols..<width { d[j] = 0 }
+            }
         }
     }
 
@@ -216,7 +200,7 @@ extension GEMM {
     static func packColumns(src: UnsafePointer<Float>, ld: Int, cols: Int, width: Int, kc: Int,
                             dst: UnsafeMutablePointer<Float>) {
         var p0 = 0
-        if cols == width {
+        if cols == width && width % 16 == 0 {
             // Full panel: 16×16 blocks transposed in registers.
             while p0 + 16 <= kc {
                 var h = 0
@@ -224,6 +208,11 @@ extension GEMM {
                     transpose16x16(src + h * ld + p0, ld, dst + p0 * width + h, width)
                     h += 16
                 }
+                p0 += 16
+            }
+        } else if cols == 8 && width == 8 {
+            while p0 + 16 <= kc {
+                transpose8x16(src + p0, ld, dst + p0 * 8)
                 p0 += 16
             }
         }

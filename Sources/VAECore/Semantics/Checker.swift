@@ -48,6 +48,12 @@ public struct Checker {
         guard let decoder = single(file.decoders.map { ($0.name, $0) }, what: "decoder", at: modelName.range,
                                    example: "decoder p(x | z) { … }") else { return nil }
 
+        for (shape, what) in [(inputDecl.shape, "input"), (latentDecl.shape, "latent")]
+        where !SizeLimits.fits(shape.dims, within: SizeLimits.maxFeatures) {
+            report(Diagnostic("the \(what) has more than \(SizeLimits.maxFeatures) values per example, more than vaec supports",
+                              at: shape.range))
+            return nil
+        }
         let input = InputSpec(name: inputDecl.name.name, dims: inputDecl.shape.dims)
         var latent = LatentSpec(name: latentDecl.name.name, dims: latentDecl.shape.dims, prior: .normal(mean: 0, std: 1))
         if inputDecl.name.name == latentDecl.name.name {
@@ -64,7 +70,9 @@ public struct Checker {
         if file.objectives.count > 1 {
             report(Diagnostic("the model has more than one objective block", at: file.objectives[1].keyword))
         }
-        if let block = file.objectives.first { objective = checkObjective(block) }
+        if let block = file.objectives.first {
+            objective = checkObjective(block, features: input.featureCount, latents: latent.featureCount)
+        }
         var train = TrainSpec()
         if file.trains.count > 1 {
             report(Diagnostic("the model has more than one train block", at: file.trains[1].keyword))
@@ -109,7 +117,7 @@ public struct Checker {
         // The decoder: p(input | latent).
         guard checkSignature(decoder, target: input.name, given: latent.name, kind: "decoder") else { return nil }
         scope = [latent.name: .value(z)]
-        var modelled: (likelihood: Likelihood, parameter: ValueID)?
+        var modelled: (likelihood: Likelihood, parameters: [String: ValueID])?
         for statement in decoder.statements {
             do {
                 switch statement {
@@ -135,9 +143,9 @@ public struct Checker {
         guard diagnostics.allSatisfy({ $0.severity != .error }) else { return nil }
 
         var losses = LossBuilder(builder: builder)
-        losses.build(input: x, likelihood: modelled.likelihood, decoded: modelled.parameter,
-                     posterior: posterior, latent: latent, objective: objective,
-                     line: line(of: decoder.keyword))
+        losses.build(input: x, likelihood: modelled.likelihood, decoded: modelled.parameters,
+                     posterior: posterior, noise: epsilon, z: z, latent: latent, objective: objective,
+                     line: line(of: file.objectives.first?.keyword ?? decoder.keyword))
         builder = losses.builder
 
         return ModelSpec(name: modelName.name, sourcePath: source.path, sourceText: source.text, input: input,

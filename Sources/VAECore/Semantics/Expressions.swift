@@ -108,6 +108,11 @@ extension Checker {
             throw Diagnostic("a layer named '\(layerName)' already exists", at: call.range)
         }
         let fanIn = inShape.dims[0], out = Int(features)
+        let total = parameters.reduce(out * fanIn + out) { $0 + $1.count }
+        guard out * fanIn <= SizeLimits.maxParameters, total <= SizeLimits.maxParameters else {
+            throw Diagnostic("this layer would have \(out) × \(fanIn) weights, bringing the model to \(total) parameters; vaec's limit is \(SizeLimits.maxParameters)",
+                             at: call.range)
+        }
         let bound = Float(1 / Double(fanIn).squareRoot())
         parameters.append(ParameterSpec(name: "\(layerName).weight", dims: [out, fanIn], initialization: .uniform(bound: bound)))
         parameters.append(ParameterSpec(name: "\(layerName).bias", dims: [out], initialization: .uniform(bound: bound)))
@@ -185,31 +190,67 @@ extension Checker {
         return (mean, logVariance)
     }
 
-    mutating func checkLikelihood(_ call: Call, input: InputSpec) throws -> (likelihood: Likelihood, parameter: ValueID) {
+    /// The decoder's `x ~ distribution(…)`: which likelihood, and the IR values of its parameters by
+    /// name (`logits`, `mean`, `sigma`/`log_sigma`, `scale`/`log_scale`, `alpha`, `beta`).
+    mutating func checkLikelihood(_ call: Call, input: InputSpec) throws -> (likelihood: Likelihood, parameters: [String: ValueID]) {
         let expected = Shape(batched: true, input.dims)
         func lowered(_ e: Expression, _ label: String) throws -> ValueID {
             var namer = LayerNamer(base: "decoder.\(input.name).\(label)", expression: e)
             let v = try lower(e, &namer)
             guard builder.shape(v) == expected else {
-                throw Diagnostic("the \(label) have shape \(builder.shape(v)), but input '\(input.name)' is \(expected)", at: e.range)
+                throw Diagnostic("the \(label) has shape \(builder.shape(v)), but input '\(input.name)' is \(expected)", at: e.range)
             }
             builder.name(v, "decoder.\(input.name).\(label)")
             return v
         }
-        switch call.callee.name {
-        case "bernoulli":
-            let args = try bind(call, parameters: ["logits"], required: ["logits"], summary: "bernoulli(logits: …)")
-            return (.bernoulli, try lowered(args.values["logits"]!, "logits"))
-        case "normal":
-            let args = try bind(call, parameters: ["mean", "sigma"], required: ["mean", "sigma"], summary: "normal(mean: …, sigma: 0.1)")
-            let sigmaExpr = args.values["sigma"]!
-            guard let sigma = constantValue(sigmaExpr), sigma > 0 else {
-                throw Diagnostic("sigma must be a positive number", at: sigmaExpr.range)
+        /// A scale argument: a number, `learned`, `learned_per_feature`, `optimal` (Gaussian only) or an expression.
+        func scale(_ e: Expression, _ label: String, allowOptimal: Bool) throws -> (ScaleSource, [String: ValueID]) {
+            if let v = constantValue(e) {
+                guard v > 0 else { throw Diagnostic("\(label) must be a positive number", at: e.range) }
+                return (.fixed(v), [:])
             }
-            return (.normal(sigma: sigma), try lowered(args.values["mean"]!, "mean"))
+            if case .name(let id) = e, scope[id.name] == nil {
+                let logName = "decoder.\(input.name).log_\(label)"
+                switch id.name {
+                case "learned", "learned_per_feature":
+                    let dims = id.name == "learned" ? [] : input.dims
+                    parameters.append(ParameterSpec(name: logName, dims: dims, initialization: .constant(0)))
+                    let p = builder.add(.parameter(logName), name: logName, shape: Shape(batched: false, dims))
+                    return (id.name == "learned" ? .learned : .learnedPerFeature, ["log_\(label)": p])
+                case "optimal" where allowOptimal:
+                    return (.optimal, [:])
+                default:
+                    let words = allowOptimal ? "learned, learned_per_feature, optimal" : "learned, learned_per_feature"
+                    throw Diagnostic("unknown name '\(id.name)'", at: id.range,
+                                     hint: "\(label) is a positive number, one of \(words), or an expression of the decoder")
+                }
+            }
+            return (.predicted, [label: try lowered(e, label)])
+        }
+        switch call.callee.name {
+        case "bernoulli", "continuous_bernoulli":
+            let args = try bind(call, parameters: ["logits"], required: ["logits"], summary: "\(call.callee.name)(logits: …)")
+            let logits = try lowered(args.values["logits"]!, "logits")
+            return (call.callee.name == "bernoulli" ? .bernoulli : .continuousBernoulli, ["logits": logits])
+        case "normal":
+            let args = try bind(call, parameters: ["mean", "sigma"], required: ["mean", "sigma"],
+                                summary: "normal(mean: …, sigma: 0.1 | learned | learned_per_feature | optimal | expression)")
+            let mean = try lowered(args.values["mean"]!, "mean")
+            let (source, values) = try scale(args.values["sigma"]!, "sigma", allowOptimal: true)
+            return (.normal(sigma: source), values.merging(["mean": mean]) { a, _ in a })
+        case "laplace":
+            let args = try bind(call, parameters: ["mean", "scale"], required: ["mean", "scale"],
+                                summary: "laplace(mean: …, scale: 0.1 | learned | learned_per_feature | expression)")
+            let mean = try lowered(args.values["mean"]!, "mean")
+            let (source, values) = try scale(args.values["scale"]!, "scale", allowOptimal: false)
+            return (.laplace(scale: source), values.merging(["mean": mean]) { a, _ in a })
+        case "beta":
+            let args = try bind(call, parameters: ["alpha", "beta"], required: ["alpha", "beta"],
+                                summary: "beta(alpha: softplus(…), beta: softplus(…))")
+            return (.beta, ["alpha": try lowered(args.values["alpha"]!, "alpha"), "beta": try lowered(args.values["beta"]!, "beta")])
         default:
-            let hint = closestName(to: call.callee.name, among: Array(Functions.likelihoods.keys)).map { "did you mean '\($0)'?" }
-                ?? "likelihoods: bernoulli(logits: …), normal(mean: …, sigma: …)"
+            let hint = closestName(to: call.callee.name, among: Functions.likelihoodNames).map { "did you mean '\($0)'?" }
+                ?? "likelihoods: \(Functions.likelihoodNames.joined(separator: ", "))"
             throw Diagnostic("unknown likelihood '\(call.callee.name)'", at: call.callee.range, hint: hint)
         }
     }

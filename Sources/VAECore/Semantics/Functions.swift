@@ -28,8 +28,7 @@ enum Functions {
     static var all: [String] { ["linear"] + elementwise.keys.sorted() }
 
     /// Distributions a `~` statement may use, with their parameters.
-    static let posteriors: [String: [String]] = ["normal": ["mean", "logvar", "sigma"]]
-    static let likelihoods: [String: [String]] = ["bernoulli": ["logits"], "normal": ["mean", "sigma"]]
+    static let likelihoodNames = ["bernoulli", "continuous_bernoulli", "normal", "laplace", "beta"]
 }
 
 /// Arguments of a call matched to a signature's parameter names.

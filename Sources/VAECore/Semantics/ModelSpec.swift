@@ -32,32 +32,71 @@ public enum Prior: Codable, Sendable, Equatable {
     case normal(mean: Double, std: Double)
 }
 
+/// Where a Gaussian's σ or a Laplace's scale comes from.
+public enum ScaleSource: Codable, Sendable, Equatable {
+    /// A number written in the model file.
+    case fixed(Double)
+    /// One learned scalar (a parameter holding its log).
+    case learned
+    /// One learned value per feature (a parameter [N] holding the logs).
+    case learnedPerFeature
+    /// An expression of the decoder (the scale itself, per example and feature).
+    case predicted
+    /// σ-VAE's optimal σ: the batch's RMS error, log σ softly clipped from below at −6.
+    case optimal
+
+    public var summary: String {
+        switch self {
+        case .fixed(let v): return WeightingReport.trim(v)
+        case .learned: return "learned"
+        case .learnedPerFeature: return "learned_per_feature"
+        case .predicted: return "predicted"
+        case .optimal: return "optimal"
+        }
+    }
+}
+
 public enum Likelihood: Codable, Sendable, Equatable {
     /// Bernoulli on logits: log p = x·l − softplus(l).
     case bernoulli
-    /// Gaussian with a fixed σ: log p = −(x−m)²/(2σ²) − log σ − ½ log 2π.
-    case normal(sigma: Double)
+    /// Continuous Bernoulli on logits: log p = x·l − softplus(l) + log C(l) (Loaiza-Ganem & Cunningham 2019).
+    case continuousBernoulli
+    /// Gaussian: log p = −(x−m)²/(2σ²) − log σ − ½ log 2π.
+    case normal(sigma: ScaleSource)
+    /// Laplace: log p = −|x−m|/s − log 2s.
+    case laplace(scale: ScaleSource)
+    /// Beta(α, β) on x clamped to [ε, 1−ε].
+    case beta
 
     public var summary: String {
         switch self {
         case .bernoulli: return "bernoulli(logits)"
-        case .normal(let sigma): return "normal(mean, sigma: \(sigma))"
+        case .continuousBernoulli: return "continuous_bernoulli(logits)"
+        case .normal(let s): return "normal(mean, sigma: \(s.summary))"
+        case .laplace(let s): return "laplace(mean, scale: \(s.summary))"
+        case .beta: return "beta(alpha, beta)"
+        }
+    }
+
+    public var fixedSigma: Double? {
+        if case .normal(.fixed(let sigma)) = self { return sigma }
+        return nil
+    }
+
+    /// The data must lie in [0, 1].
+    public var needsUnitInterval: Bool {
+        switch self {
+        case .bernoulli, .continuousBernoulli, .beta: return true
+        case .normal, .laplace: return false
         }
     }
 }
 
 public enum Reduction: String, Codable, Sendable, CaseIterable { case sum, mean }
 
-public enum BetaSchedule: Codable, Sendable, Equatable {
-    case constant(Double)
-
-    /// β at a training step (from 0).
-    public func beta(atStep step: Int, epoch: Int) -> Double {
-        switch self {
-        case .constant(let beta): return beta
-        }
-    }
-}
+/// How the KL term is computed: in closed form (Gaussian prior), or as log q(z|x) − log p(z) at the
+/// sampled z, which works for any prior.
+public enum KLEstimator: String, Codable, Sendable { case analytic, sampled }
 
 public struct ObjectiveSpec: Codable, Sendable, Equatable {
     /// How the reconstruction term reduces over the input's features.
@@ -66,6 +105,7 @@ public struct ObjectiveSpec: Codable, Sendable, Equatable {
     public var klReduction: Reduction = .sum
     /// How the per-example losses reduce over the batch (only the gradient's scale depends on it).
     public var batch: Reduction = .mean
+    public var kl: KLEstimator = .analytic
     public var beta: BetaSchedule = .constant(1)
 
     /// β relative to the ELBO that the reductions add up to (domain.md's table): the loss is

@@ -3,7 +3,7 @@ extension Checker {
     static let objectiveKeys = ["reconstruction", "kl", "kl_reduction", "batch", "beta"]
     static let trainKeys = ["data", "test", "optimizer", "batch", "epochs", "seed"]
 
-    mutating func checkObjective(_ block: SettingsBlock) -> ObjectiveSpec {
+    mutating func checkObjective(_ block: SettingsBlock, features: Int, latents: Int) -> ObjectiveSpec {
         var objective = ObjectiveSpec()
         for setting in uniqueSettings(block, known: Self.objectiveKeys, blockName: "objective") {
             do throws(Diagnostic) {
@@ -12,10 +12,11 @@ extension Checker {
                 case "kl_reduction": objective.klReduction = try reduction(setting.value, "kl_reduction")
                 case "batch": objective.batch = try reduction(setting.value, "batch")
                 case "kl":
-                    guard case .name(let id) = setting.value, id.name == "analytic" else {
-                        throw Diagnostic("kl must be 'analytic'", at: setting.value.range)
+                    guard case .name(let id) = setting.value, let estimator = KLEstimator(rawValue: id.name) else {
+                        throw Diagnostic("kl must be 'analytic' or 'sampled'", at: setting.value.range)
                     }
-                case "beta": objective.beta = try betaSchedule(setting.value)
+                    objective.kl = estimator
+                case "beta": objective.beta = try betaSchedule(setting.value, features: features, latents: latents)
                 default: break
                 }
             } catch { report(error) }
@@ -81,12 +82,80 @@ extension Checker {
         return v
     }
 
-    func betaSchedule(_ e: Expression) throws(Diagnostic) -> BetaSchedule {
+    /// `beta:` — a number or one of the schedule words (BetaSchedule documents each rule).
+    func betaSchedule(_ e: Expression, features: Int, latents: Int) throws(Diagnostic) -> BetaSchedule {
         if let v = constantValue(e) {
             guard v >= 0 else { throw Diagnostic("beta must not be negative", at: e.range) }
             return .constant(v)
         }
-        throw Diagnostic("beta must be a number", at: e.range, hint: "for example 'beta: 1'")
+        guard case .call(let call) = e else {
+            throw Diagnostic("beta is a number or a schedule", at: e.range, hint: BetaWords.hint)
+        }
+        guard let signature = BetaWords.signatures[call.callee.name] else {
+            let hint = closestName(to: call.callee.name, among: Array(BetaWords.signatures.keys)).map { "did you mean '\($0)'?" }
+                ?? BetaWords.hint
+            throw Diagnostic("unknown beta schedule '\(call.callee.name)'", at: call.callee.range, hint: hint)
+        }
+        let args = try bind(call, parameters: signature.parameters, required: Array(signature.parameters.prefix(signature.required)),
+                            summary: signature.summary)
+        func number(_ name: String, default value: Double? = nil, positive: Bool = false) throws(Diagnostic) -> Double {
+            guard let expr = args.values[name] else {
+                guard let value else { throw Diagnostic("missing argument '\(name)': \(signature.summary)", at: call.range) }
+                return value
+            }
+            guard let v = constantValue(expr), v >= 0, !(positive && v == 0) else {
+                throw Diagnostic("\(name) must be a \(positive ? "positive" : "non-negative") number", at: expr.range)
+            }
+            return v
+        }
+        func whole(_ name: String) throws(Diagnostic) -> Int? {
+            guard let expr = args.values[name] else { return nil }
+            return try wholeNumber(expr, name, range: 1...100_000_000)
+        }
+        func length() throws(Diagnostic) -> (Int, ScheduleUnit) {
+            let steps = try whole("steps"), epochs = try whole("epochs")
+            if steps != nil && epochs != nil { throw Diagnostic("give steps or epochs, not both", at: call.range) }
+            if let steps { return (steps, .steps) }
+            if let epochs { return (epochs, .epochs) }
+            throw Diagnostic("missing argument 'steps' (or 'epochs'): \(signature.summary)", at: call.range)
+        }
+        func choice(_ name: String, _ allowed: [String], default value: String) throws(Diagnostic) -> String {
+            guard let expr = args.values[name] else { return value }
+            guard case .name(let id) = expr, allowed.contains(id.name) else {
+                throw Diagnostic("\(name) must be one of: \(allowed.joined(separator: ", "))", at: expr.range)
+            }
+            return id.name
+        }
+        switch call.callee.name {
+        case "normalized":
+            return .normalized(betaNorm: try number("beta_norm"), features: features, latents: latents)
+        case "warmup":
+            let (t, unit) = try length()
+            return .warmup(max: try number("max", default: 1), length: t, unit: unit)
+        case "cyclical":
+            let ratio = try number("ratio", default: 0.5, positive: true)
+            guard ratio <= 1 else { throw Diagnostic("ratio must be in (0, 1]", at: args.values["ratio"]!.range) }
+            let ramp = Ramp(rawValue: try choice("ramp", Ramp.allCases.map(\.rawValue), default: "linear"))!
+            let unit = ScheduleUnit(rawValue: try choice("per", ["steps", "epochs"], default: "steps"))!
+            return .cyclical(max: try number("max", default: 1), cycles: try whole("cycles") ?? 4, ratio: ratio, ramp: ramp, unit: unit)
+        case "capacity":
+            let (t, unit) = try length()
+            return .capacity(gamma: try number("gamma", positive: true), maxCapacity: try number("max"), length: t, unit: unit)
+        case "free_bits":
+            return .freeBits(lambda: try number("lambda"), beta: try number("beta", default: 1))
+        case "geco":
+            let momentum = try number("momentum", default: 0.99)
+            guard momentum < 1 else { throw Diagnostic("momentum must be below 1", at: args.values["momentum"]!.range) }
+            return .geco(kappa: try number("kappa"), alpha: try number("alpha", default: 1e-3, positive: true),
+                         initialLambda: try number("lambda", default: 1, positive: true), momentum: momentum)
+        case "pi_control":
+            let lo = try number("min", default: 0), hi = try number("max", default: 1)
+            guard hi > lo else { throw Diagnostic("max must exceed min", at: call.range) }
+            return .piControl(target: try number("target"), kp: try number("kp", default: 0.01),
+                              ki: try number("ki", default: 1e-4), minBeta: lo, maxBeta: hi)
+        default:
+            throw Diagnostic("unknown beta schedule '\(call.callee.name)'", at: call.callee.range)
+        }
     }
 
     func dataSource(_ e: Expression) throws(Diagnostic) -> DataSource {
@@ -128,4 +197,25 @@ extension Checker {
         guard let v = constantValue(e), v >= 0, v < 1 else { throw Diagnostic("\(what) must be in [0, 1)", at: e.range) }
         return v
     }
+}
+
+/// The `beta:` schedule words and their arguments.
+enum BetaWords {
+    static let signatures: [String: FunctionSignature] = [
+        "normalized": FunctionSignature(name: "normalized", parameters: ["beta_norm"], required: 1,
+                                        summary: "normalized(beta_norm) — β = β_norm·N/M"),
+        "warmup": FunctionSignature(name: "warmup", parameters: ["max", "steps", "epochs"], required: 0,
+                                    summary: "warmup(max: 1, steps: 1000) or warmup(max: 1, epochs: 5)"),
+        "cyclical": FunctionSignature(name: "cyclical", parameters: ["max", "cycles", "ratio", "ramp", "per"], required: 0,
+                                      summary: "cyclical(max: 1, cycles: 4, ratio: 0.5, ramp: linear|sigmoid|cosine, per: steps|epochs)"),
+        "capacity": FunctionSignature(name: "capacity", parameters: ["gamma", "max", "steps", "epochs"], required: 2,
+                                      summary: "capacity(gamma: 1000, max: 25, steps: 10000)"),
+        "free_bits": FunctionSignature(name: "free_bits", parameters: ["lambda", "beta"], required: 1,
+                                       summary: "free_bits(lambda: 0.5, beta: 1)"),
+        "geco": FunctionSignature(name: "geco", parameters: ["kappa", "alpha", "lambda", "momentum"], required: 1,
+                                  summary: "geco(kappa: 120, alpha: 1e-3, lambda: 1, momentum: 0.99)"),
+        "pi_control": FunctionSignature(name: "pi_control", parameters: ["target", "kp", "ki", "min", "max"], required: 1,
+                                        summary: "pi_control(target: 15, kp: 0.01, ki: 1e-4, min: 0, max: 1)"),
+    ]
+    static let hint = "beta: 1, normalized(0.1), warmup(…), cyclical(…), capacity(…), free_bits(…), geco(…), pi_control(…)"
 }

@@ -58,7 +58,12 @@ public struct Lexer {
         position += 1
         while position < bytes.count, bytes[position] & 0xC0 == 0x80 { position += 1 }
         let character = String(decoding: bytes[start..<position], as: UTF8.self)
-        throw Diagnostic("unexpected character '\(character)'", at: SourceRange(start, position))
+        // Control characters (a binary file, a stray NUL) are named by code point: printed raw they
+        // would garble the terminal.
+        let shown = character.unicodeScalars.allSatisfy { $0.properties.generalCategory == .control }
+            ? character.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true).leftPadded(to: 4) }.joined()
+            : "'\(character)'"
+        throw Diagnostic("unexpected character \(shown)", at: SourceRange(start, position))
     }
 
     private mutating func lexNumber(start: Int) throws(Diagnostic) -> Double {
@@ -118,4 +123,8 @@ public struct Lexer {
         (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) || b == UInt8(ascii: "_")
     }
     private func isIdentifierContinue(_ b: UInt8) -> Bool { isIdentifierStart(b) || isDigit(b) }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

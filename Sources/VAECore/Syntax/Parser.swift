@@ -4,6 +4,11 @@ public struct Parser {
     private let tokens: [Token]
     private var index = 0
     private(set) var diagnostics: [Diagnostic] = []
+    /// How deeply the expression being parsed nests (parentheses, calls, signs, chained operators).
+    private var depth = 0
+    /// Deeper expressions are refused: the parser and the checker recurse once per level, and a
+    /// file of 5000 '(' must give an error, not a stack overflow.
+    public static let maximumExpressionDepth = 256
 
     private init(tokens: [Token]) { self.tokens = tokens }
 
@@ -34,9 +39,17 @@ public struct Parser {
     }
     private mutating func expect(_ symbol: Symbol, _ context: String) throws(Diagnostic) -> Token {
         guard check(symbol) else {
-            throw Diagnostic("expected '\(symbol.rawValue)' \(context), found \(current.kind)", at: current.range)
+            throw Diagnostic("expected '\(symbol.rawValue)' \(context), found \(current.kind)", at: missingTokenRange)
         }
         return advance()
+    }
+
+    /// Where a missing token belongs: at the current token, unless that starts a new line, in which case
+    /// just after the previous token (a ')' missing at the end of line 9 is reported on line 9, not 10).
+    private var missingTokenRange: SourceRange {
+        guard current.startsLine, index > 0 else { return current.range }
+        let end = tokens[index - 1].range.end
+        return SourceRange(end, end)
     }
     private mutating func expectIdentifier(_ context: String) throws(Diagnostic) -> Identifier {
         if case .identifier(let name) = current.kind {
@@ -49,8 +62,12 @@ public struct Parser {
         throw Diagnostic("expected \(context), found \(current.kind)", at: current.range)
     }
 
-    /// Skip to the first token of the next line (or a closing brace or end of file).
-    private mutating func recover(stopAtBrace: Bool) {
+    /// Skip to the first token of the next line (or a closing brace or end of file). `start` is where the
+    /// failed statement began: when the error sits on a '}' or on the first token of a later line (a
+    /// token missing at the end of a line), that token is kept, so the block still closes and the next
+    /// statement is still read; at `start` itself one token is always skipped, so recovery progresses.
+    private mutating func recover(stopAtBrace: Bool, from start: Int) {
+        if index > start && (current.startsLine || (stopAtBrace && check(.rightBrace))) { return }
         _ = advance()
         while current.kind != .endOfFile {
             if current.startsLine { return }
@@ -64,12 +81,18 @@ public struct Parser {
     private mutating func parseFile() -> ModelFile {
         var file = ModelFile()
         while current.kind != .endOfFile {
+            let blockStart = index
             do {
                 try parseBlock(into: &file)
             } catch {
                 diagnostics.append(error)
-                // Skip to the next top-level keyword that starts a line.
-                repeat { _ = advance() } while current.kind != .endOfFile && !(current.startsLine && isBlockKeyword(current.kind))
+                // Skip to the next top-level keyword that starts a line. A block keyword the error was
+                // reported at (an unclosed block before it) is kept; parseBlock consumed at least one token
+                // before throwing unless the current token is not a keyword, so this always progresses.
+                repeat {
+                    if current.startsLine && isBlockKeyword(current.kind) && index > blockStart { break }
+                    _ = advance()
+                } while current.kind != .endOfFile && !(current.startsLine && isBlockKeyword(current.kind))
             }
         }
         return file
@@ -143,18 +166,25 @@ public struct Parser {
             if current.kind == .endOfFile {
                 throw Diagnostic("the \(kind) block is not closed: expected '}'", at: keyword)
             }
-            if case .keyword = current.kind, current.startsLine {
+            if case .keyword = current.kind, current.startsLine, !startsStatement {
                 throw Diagnostic("the \(kind) block is not closed before this block: expected '}'", at: current.range)
             }
+            let statementStart = index
             do {
                 statements.append(try parseStatement())
             } catch {
                 diagnostics.append(error)
-                recover(stopAtBrace: true)
+                recover(stopAtBrace: true, from: statementStart)
             }
         }
         _ = advance()
         return ConditionalBlock(keyword: keyword, name: name, target: target, given: given, statements: statements)
+    }
+
+    /// A keyword followed by '=' or '~' is a statement that misuses a keyword as its name, not a new block.
+    private var startsStatement: Bool {
+        let next = tokens[min(index + 1, tokens.count - 1)].kind
+        return next == .symbol(.equals) || next == .symbol(.tilde)
     }
 
     private mutating func parseStatement() throws(Diagnostic) -> Statement {
@@ -174,13 +204,14 @@ public struct Parser {
             if case .keyword = current.kind, current.startsLine {
                 throw Diagnostic("the \(kind) block is not closed before this block: expected '}'", at: current.range)
             }
+            let statementStart = index
             do {
                 let key = try expectIdentifier("a setting name")
                 _ = try expect(.colon, "after the setting '\(key.name)'")
                 settings.append(Setting(key: key, value: try parseExpression()))
             } catch {
                 diagnostics.append(error)
-                recover(stopAtBrace: true)
+                recover(stopAtBrace: true, from: statementStart)
             }
         }
         _ = advance()
@@ -203,9 +234,15 @@ public struct Parser {
         if !check(.rightParen) {
             repeat {
                 var label: Identifier? = nil
-                if case .identifier(let word) = current.kind, tokens[index + 1].kind == .symbol(.colon) {
-                    label = Identifier(name: word, range: advance().range)
-                    _ = advance()
+                if tokens[min(index + 1, tokens.count - 1)].kind == .symbol(.colon) {
+                    // A label may be a reserved word (linear's first parameter is `input`): before a
+                    // ':' inside a call it cannot mean anything else.
+                    switch current.kind {
+                    case .identifier(let word): label = Identifier(name: word, range: current.range)
+                    case .keyword(let word): label = Identifier(name: word.rawValue, range: current.range)
+                    default: break
+                    }
+                    if label != nil { _ = advance(); _ = advance() }
                 }
                 let value = try parseExpression()
                 if label == nil, arguments.contains(where: { $0.label != nil }) {
@@ -218,27 +255,45 @@ public struct Parser {
         return Call(callee: callee, arguments: arguments, range: callee.range.union(close.range))
     }
 
+    /// Each chained operator deepens the (left-leaning) tree by one level, so it counts like a parenthesis.
     private mutating func parseExpression() throws(Diagnostic) -> Expression {
+        let outer = depth
+        defer { depth = outer }
         var lhs = try parseTerm()
         while true {
             let op: BinaryOperator
             if check(.plus) { op = .add } else if check(.minus) { op = .subtract } else { return lhs }
+            try deepen()
             _ = advance()
             lhs = .binary(op, lhs, try parseTerm())
         }
     }
 
     private mutating func parseTerm() throws(Diagnostic) -> Expression {
+        let outer = depth
+        defer { depth = outer }
         var lhs = try parseUnary()
         while true {
             let op: BinaryOperator
             if check(.star) { op = .multiply } else if check(.slash) { op = .divide } else { return lhs }
+            try deepen()
             _ = advance()
             lhs = .binary(op, lhs, try parseUnary())
         }
     }
 
+    private mutating func deepen() throws(Diagnostic) {
+        depth += 1
+        guard depth <= Self.maximumExpressionDepth else {
+            throw Diagnostic("the expression is nested too deeply: more than \(Self.maximumExpressionDepth) levels of parentheses, calls, signs or chained operators", at: current.range,
+                             hint: "split it into several statements")
+        }
+    }
+
     private mutating func parseUnary() throws(Diagnostic) -> Expression {
+        let outer = depth
+        defer { depth = outer }
+        try deepen()
         if check(.minus) {
             let minus = advance()
             let operand = try parseUnary()
@@ -263,7 +318,7 @@ public struct Parser {
             _ = try expect(.rightParen, "to close the parenthesis")
             return inner
         default:
-            throw Diagnostic("expected an expression, found \(current.kind)", at: current.range)
+            throw Diagnostic("expected an expression, found \(current.kind)", at: missingTokenRange)
         }
     }
 }

@@ -48,22 +48,20 @@ public struct Dataset: Sendable {
         }
     }
 
-    /// Checks the data against the likelihood's support; returns a note for data that fits but poorly.
+    /// Checks the data against the likelihood's support (an error naming the file and the range found)
+    /// and returns a note for data that fits but poorly (Bernoulli on grey values).
     public func check(against likelihood: Likelihood) throws -> String? {
-        switch likelihood {
-        case .bernoulli:
+        let name = (path as NSString).lastPathComponent
+        if likelihood.needsUnitInterval {
             let (lo, hi) = range
             guard lo >= 0, hi <= 1 else {
-                throw FormatError(path: path, problem: "holds values from \(lo) to \(hi), outside [0, 1], the support of the Bernoulli likelihood (is the data scaled? try idx(\"…\", scale: 1/255))")
+                throw FormatError(path: path, problem: "holds values from \(lo) to \(hi), outside [0, 1], the support of the \(likelihood.summary) likelihood (is the data scaled? try idx(\"…\", scale: 1/255))")
             }
-            let grey = values.lazy.filter { $0 > 0 && $0 < 1 }.count
-            if grey > 0 {
-                let share = Double(grey) / Double(values.count) * 100
-                return String(format: "note: %.1f%% of the values in %@ lie strictly between 0 and 1; the Bernoulli likelihood is exact only for binary data (its log-density on grey values does not normalise). Binarising the data makes it exact.", share, (path as NSString).lastPathComponent)
-            }
-            return nil
-        case .normal:
-            return nil
         }
+        guard case .bernoulli = likelihood else { return nil }
+        let grey = values.lazy.filter { $0 > 0 && $0 < 1 }.count
+        guard grey > 0 else { return nil }
+        let share = Double(grey) / Double(values.count) * 100
+        return String(format: "note: %.1f%% of the values in %@ lie strictly between 0 and 1, but the Bernoulli likelihood is a density only on binary data (on grey values it does not normalise). Consider 'x ~ continuous_bernoulli(logits: …)', or binarising the data with 'binarize: 0.5' (or 'binarize: dynamic') in the train block.", share, name)
     }
 }

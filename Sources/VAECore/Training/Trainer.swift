@@ -30,16 +30,16 @@ public final class Trainer {
     public let parameters: ParameterStore
     public let optimizer: Adam
     public let options: TrainOptions
-    public private(set) var random: RandomSource
-    public private(set) var step = 0
-    public private(set) var epoch = 0
-    public private(set) var history: [EpochReport] = []
-    public private(set) var controller: BetaController
+    public internal(set) var random: RandomSource
+    public internal(set) var step = 0
+    public internal(set) var epoch = 0
+    public internal(set) var history: [EpochReport] = []
+    public internal(set) var controller: BetaController
 
     let train: Dataset
     let test: Dataset?
     private var trainStep: Executable
-    private var evaluators: [Int: Executable] = [:]
+    private var evaluators: [Int: (executable: Executable, input: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>)] = [:]
     private let batchBuffer: UnsafeMutablePointer<Float>
     private let noiseBuffer: UnsafeMutablePointer<Float>
     private let gradientPointers: [UnsafeMutablePointer<Float>]
@@ -51,9 +51,11 @@ public final class Trainer {
         self.options = options
         let model = program.model
         let batch = model.train.batch
+        guard batch >= 1 else { throw VAECError.training("the batch size is \(batch); it must be at least 1") }
         guard train.count >= batch else {
             throw VAECError.training("\(train.path) has \(train.count) examples, fewer than one batch of \(batch)")
         }
+        try Trainer.checkMemory(program, batch: batch, test: test)
         random = RandomSource(seed: model.train.seed)
         controller = BetaController(schedule: model.objective.beta)
         parameters = ParameterStore(specs: model.parameters)
@@ -64,11 +66,36 @@ public final class Trainer {
         trainStep = step
         batchBuffer = .allocate(capacity: batch * train.features)
         noiseBuffer = .allocate(capacity: batch * model.latent.featureCount)
-        gradientPointers = model.parameters.map { step.value(OutputName.gradient($0.name))! }
+        gradientPointers = try model.parameters.map { p in
+            guard let g = step.value(OutputName.gradient(p.name)) else {
+                throw VAECError.training("the program of \(model.name) has no gradient for parameter '\(p.name)'")
+            }
+            return g
+        }
         bind(trainStep, batch: batchBuffer, noise: noiseBuffer)
     }
 
     deinit { batchBuffer.deallocate(); noiseBuffer.deallocate() }
+
+    /// Refuses a run whose buffers could not fit in this machine's memory before allocating any of
+    /// them: a value per graph node and example (an upper bound on what the executables allocate,
+    /// counting the test evaluator's chunks of up to 500), plus parameters and Adam's two moments.
+    static func checkMemory(_ program: CompiledProgram, batch: Int, test: Dataset?) throws {
+        let rows = max(batch, min(test?.count ?? 0, 500))
+        var values = 0
+        for node in program.graph.nodes {
+            let (perNode, overflow) = node.shape.featureCount.multipliedReportingOverflow(by: node.shape.batched ? rows : 1)
+            guard !overflow else { values = .max; break }
+            values = values > Int.max - perNode ? .max : values + perNode
+        }
+        let parameters = program.model.parameters.reduce(0) { $0 + $1.count }
+        let bytes = Double(values) * 4 + Double(parameters) * 12
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes <= available else {
+            throw VAECError.training(String(format: "training %@ with batch %d needs about %.1f GiB for its values, more than this machine's %.1f GiB of memory: use a smaller batch or smaller layers",
+                                            program.model.name, batch, bytes / 1_073_741_824, available / 1_073_741_824))
+        }
+    }
 
     private func bind(_ e: Executable, batch: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>) {
         let model = program.model
@@ -80,42 +107,105 @@ public final class Trainer {
     }
 
     public var epochs: Int { options.epochs ?? program.model.train.epochs }
+    public var stepsPerEpoch: Int { train.count / program.model.train.batch }
+
+    /// Where training is inside the current epoch, so a checkpoint can be taken between any two steps
+    /// and a resumed run continues with the same batches, noise and running sums.
+    struct EpochProgress {
+        /// The random state the epoch's shuffle was drawn from: the order is re-derived from it on resume.
+        var shuffleState: [UInt64]
+        var order: [Int]
+        var batchesDone = 0
+        var reconstruction = 0.0
+        var kl = 0.0
+        var beta = 0.0
+        var seconds = 0.0
+    }
+    /// nil between epochs.
+    var progress: EpochProgress?
+
+    /// How a call to `train` ended.
+    public enum Outcome: Sendable, Equatable {
+        /// Every epoch ran.
+        case finished
+        /// `shouldStop` returned true (e.g. Ctrl-C) or `afterEpoch` returned false; the state is
+        /// consistent at a step boundary and can be checkpointed.
+        case stopped
+    }
 
     /// Trains every remaining epoch; `afterEpoch` may return false to stop early.
     @discardableResult
     public func run(afterEpoch: (EpochReport) -> Bool = { _ in true }) throws -> [EpochReport] {
-        while epoch < epochs {
-            let report = try runEpoch()
-            if !afterEpoch(report) { break }
-        }
+        _ = try train(afterEpoch: afterEpoch)
         return history
     }
 
-    public func runEpoch() throws -> EpochReport {
-        let model = program.model
-        let batch = model.train.batch
-        let start = Date()
-        let order = random.permutation(train.count)
-        var reconstruction = 0.0, kl = 0.0, examples = 0
-        var beta = 0.0
-        let stepsPerEpoch = train.count / batch
-        for first in stride(from: 0, through: train.count - batch, by: batch) {
-            let hypers = controller.hypers(step: step, epoch: epoch, stepsPerEpoch: stepsPerEpoch,
-                                           totalSteps: stepsPerEpoch * epochs)
-            beta = hypers["beta"] ?? 1
-            let (r, k) = try trainOn(order[first..<first + batch], hypers: hypers)
-            controller.observe(reconstruction: r / Double(batch), kl: k / Double(batch))
-            reconstruction += r; kl += k; examples += batch
+    /// Trains until the last epoch, one step at a time.
+    /// - `checkpointEvery`: call `checkpoint` after every that many steps; nil: after every epoch.
+    /// - `shouldStop`: polled before each step (an interrupt flag); true stops at that step boundary.
+    /// - `afterEpoch`: sees each epoch's report (before that epoch's checkpoint); false stops.
+    /// A non-finite loss or gradient throws `NonFiniteValueError` before the optimizer touches the
+    /// parameters, so they (and any checkpoint) stay as they were after the last good step.
+    @discardableResult
+    public func train(checkpointEvery: Int? = nil,
+                      shouldStop: () -> Bool = { false },
+                      afterEpoch: (EpochReport) -> Bool = { _ in true },
+                      checkpoint: (Trainer) throws -> Void = { _ in }) throws -> Outcome {
+        while epoch < epochs {
+            if shouldStop() { return .stopped }
+            if progress == nil { beginEpoch() }
+            try trainNextBatch()
+            // The step that ends an epoch is checkpointed after the epoch's report, so a checkpoint
+            // never holds a finished epoch that was not yet counted.
+            let report = progress!.batchesDone == stepsPerEpoch ? finishEpoch() : nil
+            let goOn = report.map(afterEpoch) ?? true
+            if checkpointEvery.map({ step % max($0, 1) == 0 }) ?? (report != nil) { try checkpoint(self) }
+            if !goOn { return .stopped }
         }
+        return .finished
+    }
+
+    /// Trains one whole epoch (finishing the current one if a resume left it part-done).
+    public func runEpoch() throws -> EpochReport {
+        if progress == nil { beginEpoch() }
+        while progress!.batchesDone < stepsPerEpoch { try trainNextBatch() }
+        return finishEpoch()
+    }
+
+    func beginEpoch() {
+        let shuffleState = random.stateWords
+        progress = EpochProgress(shuffleState: shuffleState, order: random.permutation(train.count))
+    }
+
+    func trainNextBatch() throws {
+        let batch = program.model.train.batch
+        let start = Date()
+        let first = progress!.batchesDone * batch
+        let hypers = controller.hypers(step: step, epoch: epoch, stepsPerEpoch: stepsPerEpoch,
+                                       totalSteps: stepsPerEpoch * epochs)
+        let (r, k) = try trainOn(progress!.order[first..<first + batch], hypers: hypers)
+        controller.observe(reconstruction: r / Double(batch), kl: k / Double(batch))
+        progress!.beta = hypers["beta"] ?? 1
+        progress!.reconstruction += r
+        progress!.kl += k
+        progress!.batchesDone += 1
+        progress!.seconds += Date().timeIntervalSince(start)
+    }
+
+    func finishEpoch() -> EpochReport {
+        let p = progress!
+        let start = Date()
+        let examples = p.batchesDone * program.model.train.batch
         epoch += 1
-        var report = EpochReport(epoch: epoch, trainReconstruction: reconstruction / Double(examples),
-                                 trainKL: kl / Double(examples), beta: beta, seconds: 0, steps: examples / batch)
+        var report = EpochReport(epoch: epoch, trainReconstruction: p.reconstruction / Double(examples),
+                                 trainKL: p.kl / Double(examples), beta: p.beta, seconds: 0, steps: p.batchesDone)
         if let test {
-            let (r, k) = evaluate(test, seed: model.train.seed &+ UInt64(epoch))
+            let (r, k) = evaluate(test, seed: program.model.train.seed &+ UInt64(epoch))
             report.testReconstruction = r; report.testKL = k
         }
-        report.seconds = Date().timeIntervalSince(start)
+        report.seconds = p.seconds + Date().timeIntervalSince(start)
         history.append(report)
+        progress = nil
         return report
     }
 
@@ -127,13 +217,32 @@ public final class Trainer {
         for (name, value) in hypers { trainStep.setHyper(name, Float(value)) }
         trainStep.setHyper("1/batch", 1 / Float(batch))
         trainStep.run()
-        let loss = trainStep.scalar(OutputName.loss)
-        guard loss.isFinite else {
-            throw VAECError.training("the loss became \(loss) at step \(step + 1) (epoch \(epoch + 1)); training stopped")
+        if let problem = nonFiniteResult() {
+            throw NonFiniteValueError(quantity: problem.quantity, value: problem.value, step: step + 1, epoch: epoch + 1,
+                                      batch: (progress?.batchesDone ?? 0) + 1, batchesPerEpoch: stepsPerEpoch,
+                                      origin: NonFiniteValueError.firstNonFinite(in: trainStep, model: program.model))
         }
         optimizer.update(parameters: parameters, gradients: gradientPointers)
         step += 1
         return (Double(trainStep.scalar(OutputName.reconstruction)), Double(trainStep.scalar(OutputName.kl)))
+    }
+
+    /// The loss, the metrics or a gradient that is NaN or infinite after a step, if any.
+    private func nonFiniteResult() -> (quantity: String, value: Float)? {
+        for name in [OutputName.loss, OutputName.reconstruction, OutputName.kl] {
+            let v = trainStep.scalar(name)
+            if !v.isFinite { return (name == OutputName.loss ? "the loss" : "the \(name) term", v) }
+        }
+        for (spec, g) in zip(program.model.parameters, gradientPointers) {
+            // x·0 is 0 for every finite x and NaN for NaN and ±Inf, so one vectorisable sum finds out
+            // whether a gradient has a bad value without a branch per element.
+            var probe: Float = 0
+            for i in 0..<spec.count { probe += g[i] * 0 }
+            if probe.isNaN, let i = (0..<spec.count).first(where: { !g[$0].isFinite }) {
+                return ("the gradient of '\(spec.name)'", g[i])
+            }
+        }
+        return nil
     }
 
     /// Mean reconstruction and KL per example over a data set, with one posterior sample per example
@@ -145,20 +254,19 @@ public final class Trainer {
         while first < data.count {
             let size = min(chunk, data.count - first)
             let e = evaluator(batch: size)
-            let input = e.buffers[e.uses(.input(program.model.input.name))!]!
-            let noise = e.buffers[e.uses(.noise(program.model.latent.name))!]!
-            data.gather(Array(first..<first + size)[...], into: input)
-            rng.fillNormal(noise, count: size * program.model.latent.featureCount)
-            e.run()
-            reconstruction += Double(e.scalar(OutputName.reconstruction))
-            kl += Double(e.scalar(OutputName.kl))
+            data.gather(Array(first..<first + size)[...], into: e.input)
+            rng.fillNormal(e.noise, count: size * program.model.latent.featureCount)
+            e.executable.run()
+            reconstruction += Double(e.executable.scalar(OutputName.reconstruction))
+            kl += Double(e.executable.scalar(OutputName.kl))
             first += size
         }
         return (reconstruction / Double(data.count), kl / Double(data.count))
     }
 
-    /// A forward-only executable for a batch size, with its own input and noise buffers.
-    func evaluator(batch: Int) -> Executable {
+    /// A forward-only executable for a batch size, with its own input and noise buffers (bound when
+    /// the metrics read them; filled either way, so the random stream does not depend on the graph).
+    func evaluator(batch: Int) -> (executable: Executable, input: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>) {
         if let e = evaluators[batch] { return e }
         let e = Executable(graph: program.graph, outputs: [OutputName.reconstruction, OutputName.kl],
                            batch: batch, threads: options.threads)
@@ -166,7 +274,7 @@ public final class Trainer {
         let noise = UnsafeMutablePointer<Float>.allocate(capacity: batch * program.model.latent.featureCount)
         e.adopt(input); e.adopt(noise)
         bind(e, batch: input, noise: noise)
-        evaluators[batch] = e
-        return e
+        evaluators[batch] = (e, input, noise)
+        return (e, input, noise)
     }
 }

@@ -1,0 +1,66 @@
+/// One GEMM call of a kernel program, bound to memory: C[m×n] = op(A)·op(B) (beta = 0).
+///
+/// A call can be cut into pieces along the rows or the columns of C, each piece a smaller GEMM call on
+/// one thread. The GEMM computes every C[i, j] with the same operations whatever tile or call it is in
+/// (its k-blocking depends only on k), so the pieces give the same bits as the whole call.
+struct MatrixCall {
+    var transposeA: Bool
+    var transposeB: Bool
+    var m: Int
+    var n: Int
+    var k: Int
+    var a: UnsafePointer<Float>
+    var lda: Int
+    var b: UnsafePointer<Float>
+    var ldb: Int
+    var c: UnsafeMutablePointer<Float>
+    var ldc: Int
+
+    init(_ kernel: MatrixKernel, _ graph: Graph, batch: Int, pointer: (ValueID) -> UnsafeMutablePointer<Float>) {
+        let d = kernel.dimensions(graph, batch: batch)
+        (m, n, k, transposeA, transposeB) = (d.m, d.n, d.k, d.transposeA, d.transposeB)
+        a = UnsafePointer(pointer(kernel.a))
+        b = UnsafePointer(pointer(kernel.b))
+        c = pointer(kernel.node)
+        lda = transposeA ? m : k
+        ldb = transposeB ? k : n
+        ldc = n
+    }
+
+    func run(threads: Int) {
+        GEMM.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                      a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc, threads: threads)
+    }
+
+    var flops: Int { 2 * m * n * k }
+
+    /// Up to `count` pieces covering C. The cut goes across the dimension whose split repacks less: every
+    /// piece packs all of the operand it shares (A, m·k floats, when C is cut by columns; B, k·n, when
+    /// cut by rows). Columns are cut at multiples of 32 and rows at multiples of 8 (the GEMM's panels).
+    func pieces(_ count: Int) -> [MatrixCall] {
+        guard count > 1 else { return [self] }
+        let byColumns = m * k <= k * n ? n >= 64 : m < 16
+        let length = byColumns ? n : m, unit = byColumns ? 32 : 8
+        let parts = min(count, length / unit)
+        guard parts > 1 else { return [self] }
+        var result: [MatrixCall] = []
+        var start = 0
+        for p in 0..<parts {
+            let end = p == parts - 1 ? length : ((length * (p + 1) / parts + unit / 2) / unit * unit)
+            guard end > start else { continue }
+            var piece = self
+            if byColumns {
+                piece.n = end - start
+                piece.b = transposeB ? b + start * ldb : b + start
+                piece.c = c + start
+            } else {
+                piece.m = end - start
+                piece.a = transposeA ? a + start : a + start * lda
+                piece.c = c + start * ldc
+            }
+            result.append(piece)
+            start = end
+        }
+        return result
+    }
+}

@@ -1,0 +1,227 @@
+import Dispatch
+import Foundation
+import XCTest
+@testable import VAECore
+
+/// GEMM.multiply against GEMM.reference, plus the invariants the runtime relies on: beta == 0 never
+/// reads C, padding columns of C are never written, and results are bit-identical across thread
+/// counts and repeated calls. Sizes are kept small because tests run in debug builds.
+final class GEMMTests: XCTestCase {
+    /// Deterministic values in [-1, 1).
+    struct LCG {
+        var state: UInt64
+        mutating func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int32(truncatingIfNeeded: state >> 33)) / Float(1 << 31)
+        }
+        mutating func fill(_ count: Int) -> [Float] { (0..<count).map { _ in next() } }
+    }
+
+    struct Case: CustomStringConvertible {
+        var transA: Bool, transB: Bool
+        var m: Int, n: Int, k: Int
+        var alpha: Float = 1, beta: Float = 0
+        /// Extra leading-dimension padding beyond the minimum.
+        var padA = 3, padB = 5, padC = 2
+
+        var lda: Int { (transA ? m : k) + padA }
+        var ldb: Int { (transB ? k : n) + padB }
+        var ldc: Int { n + padC }
+        var aCount: Int { (transA ? k : m) * lda }
+        var bCount: Int { (transB ? n : k) * ldb }
+        var description: String {
+            "transA=\(transA) transB=\(transB) m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) " +
+                "lda=\(lda) ldb=\(ldb) ldc=\(ldc)"
+        }
+    }
+
+    static let padSentinel: Float = 12345.0
+
+    /// Runs `multiply` (with `threads`) and `reference` on the same inputs; returns both C arrays.
+    /// With beta == 0 the multiply's C starts as NaN (the reference's as the same random values).
+    func run(_ t: Case, threads: Int, seed: UInt64 = 1) -> (got: [Float], want: [Float], a: [Float], b: [Float]) {
+        var rng = LCG(state: seed)
+        let a = rng.fill(max(t.aCount, 1)), b = rng.fill(max(t.bCount, 1))
+        var c0 = rng.fill(max(t.m * t.ldc, 1))
+        for i in 0..<t.m { for j in t.n..<t.ldc { c0[i * t.ldc + j] = GEMMTests.padSentinel } }
+        var got = c0, want = c0
+        if t.beta == 0 { for i in 0..<t.m { for j in 0..<t.n { got[i * t.ldc + j] = .nan } } }
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                got.withUnsafeMutableBufferPointer { cp in
+                    GEMM.multiply(transposeA: t.transA, transposeB: t.transB, m: t.m, n: t.n, k: t.k,
+                                  alpha: t.alpha, a: ap.baseAddress!, lda: t.lda, b: bp.baseAddress!,
+                                  ldb: t.ldb, beta: t.beta, c: cp.baseAddress!, ldc: t.ldc, threads: threads)
+                }
+                want.withUnsafeMutableBufferPointer { cp in
+                    GEMM.reference(transposeA: t.transA, transposeB: t.transB, m: t.m, n: t.n, k: t.k,
+                                   alpha: t.alpha, a: ap.baseAddress!, lda: t.lda, b: bp.baseAddress!,
+                                   ldb: t.ldb, beta: t.beta, c: cp.baseAddress!, ldc: t.ldc)
+                }
+            }
+        }
+        return (got, want, a, b)
+    }
+
+    /// Compares with a tolerance scaled by Σ|alpha·a·b| + |beta·c| (both sides sum in Float, in
+    /// different orders). Checks padding columns are untouched and no NaN leaks from beta == 0.
+    func check(_ t: Case, threads: Int = 1, file: StaticString = #filePath, line: UInt = #line) {
+        let (got, want, a, b) = run(t, threads: threads)
+        var failures = 0
+        for i in 0..<t.m {
+            for j in 0..<t.ldc {
+                let g = got[i * t.ldc + j]
+                if j >= t.n {
+                    if g != GEMMTests.padSentinel {
+                        failures += 1
+                        if failures <= 3 { XCTFail("\(t): padding C[\(i), \(j)] written: \(g)", file: file, line: line) }
+                    }
+                    continue
+                }
+                var mag: Double = 0
+                for p in 0..<t.k {
+                    let av = t.transA ? a[p * t.lda + i] : a[i * t.lda + p]
+                    let bv = t.transB ? b[j * t.ldb + p] : b[p * t.ldb + j]
+                    mag += abs(Double(av) * Double(bv))
+                }
+                let w = want[i * t.ldc + j]
+                mag = mag * abs(Double(t.alpha)) + abs(Double(w)) + 1e-30
+                let tol = (Double(t.k) * 2.4e-7 + 1e-6) * mag
+                if !(abs(Double(g) - Double(w)) <= tol) {
+                    failures += 1
+                    if failures <= 3 {
+                        XCTFail("\(t) threads=\(threads): C[\(i), \(j)] = \(g), reference \(w)", file: file, line: line)
+                    }
+                }
+            }
+        }
+    }
+
+    static let edgeSizes = [1, 2, 7, 15, 16, 17, 31, 33, 100, 129]
+    static let transposes = [(false, false), (false, true), (true, false), (true, true)]
+
+    /// Every edge size in each of m, n, k (others moderate), all four transpose combinations.
+    func testEdgeSizesAllTransposes() {
+        for (ta, tb) in GEMMTests.transposes {
+            for s in GEMMTests.edgeSizes {
+                check(Case(transA: ta, transB: tb, m: s, n: 33, k: 17))
+                check(Case(transA: ta, transB: tb, m: 17, n: s, k: 31))
+                check(Case(transA: ta, transB: tb, m: 15, n: 33, k: s))
+            }
+        }
+    }
+
+    /// Shapes that exercise every tile path: narrow tail panels (n % 32 in 1…8, 9…16, 17…24, 25…31),
+    /// 8/16/24-row narrow tiles, m edges, and several k-blocks (k > 384).
+    func testTilePathsAndKBlocks() {
+        let shapes: [(Int, Int, Int)] = [
+            (24, 20, 40), (25, 24, 33), (23, 8, 9), (48, 16, 64), (40, 57, 5), (129, 100, 7),
+            (33, 129, 100), (9, 200, 385), (17, 40, 800), (31, 31, 31), (8, 32, 1), (100, 1, 129),
+            (1, 100, 400), (56, 12, 16), (2, 2, 2),
+        ]
+        for (ta, tb) in GEMMTests.transposes {
+            for (m, n, k) in shapes {
+                check(Case(transA: ta, transB: tb, m: m, n: n, k: k))
+            }
+        }
+    }
+
+    /// The VAE shapes the runtime uses, scaled down in the batch dimension.
+    func testVAELikeShapes() {
+        let batch = 16
+        // forward X·Wᵀ, backward dY·W, weight gradient dYᵀ·X
+        for (nIn, nOut) in [(196, 100), (100, 20), (20, 100)] {
+            check(Case(transA: false, transB: true, m: batch, n: nOut, k: nIn, padA: 0, padB: 0, padC: 0))
+            check(Case(transA: false, transB: false, m: batch, n: nIn, k: nOut, padA: 0, padB: 0, padC: 0))
+            check(Case(transA: true, transB: false, m: nOut, n: nIn, k: batch, beta: 1, padA: 0, padB: 0, padC: 0))
+        }
+    }
+
+    func testAlphaBetaVariants() {
+        let coefficients: [(Float, Float)] = [(1, 0), (1, 1), (-0.5, 2), (2, -1), (0.25, 0), (1, 0.5)]
+        for (ta, tb) in GEMMTests.transposes {
+            for (alpha, beta) in coefficients {
+                check(Case(transA: ta, transB: tb, m: 37, n: 45, k: 29, alpha: alpha, beta: beta))
+                check(Case(transA: ta, transB: tb, m: 9, n: 20, k: 400, alpha: alpha, beta: beta))
+            }
+        }
+    }
+
+    /// beta == 0 must not read C: NaN garbage does not propagate (checked inside `check`, whose
+    /// multiply starts from NaN when beta == 0), on full tiles, edge tiles and narrow tiles alike.
+    func testBetaZeroIgnoresNaN() {
+        for (ta, tb) in GEMMTests.transposes {
+            for (m, n, k) in [(16, 32, 8), (17, 33, 9), (24, 20, 7), (3, 5, 400)] {
+                let t = Case(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 1, beta: 0)
+                let (got, _, _, _) = run(t, threads: 1)
+                for i in 0..<m { for j in 0..<n { XCTAssertFalse(got[i * t.ldc + j].isNaN, "\(t) C[\(i), \(j)]") } }
+                check(t)
+            }
+        }
+    }
+
+    /// k == 0 or alpha == 0: C = beta·C without touching A·B.
+    func testDegenerate() {
+        for beta: Float in [0, 1, 3] {
+            let t = Case(transA: false, transB: false, m: 5, n: 7, k: 0, alpha: 1, beta: beta, padA: 1, padB: 0)
+            let (got, want, _, _) = run(t, threads: 2)
+            XCTAssertEqual(got, want)
+        }
+        let t = Case(transA: true, transB: false, m: 6, n: 9, k: 4, alpha: 0, beta: 0.5)
+        let (got, want, _, _) = run(t, threads: 1)
+        XCTAssertEqual(got, want)
+        // m == 0 or n == 0: nothing happens.
+        var c: [Float] = [1]
+        let a: [Float] = [1], b: [Float] = [1]
+        GEMM.multiply(transposeA: false, transposeB: false, m: 0, n: 1, k: 1, alpha: 1, a: a, lda: 1, b: b,
+                      ldb: 1, beta: 0, c: &c, ldc: 1, threads: 2)
+        XCTAssertEqual(c, [1])
+    }
+
+    /// Shapes above GEMM.parallelFlopThreshold, so threads > 1 really splits the work: the result
+    /// must be bit-identical to threads = 1 (k is never split; each C element sees the same
+    /// operations), and to a repeated call. Covers the split along n and the split along m.
+    func testThreadsBitIdentical() {
+        let shapes: [(Bool, Bool, Int, Int, Int)] = [
+            (false, true, 64, 264, 300),   // split along n, two k-blocks, 8-wide tail
+            (true, false, 600, 20, 400),   // narrow n: split along m, narrow tiles
+        ]
+        for (ta, tb, m, n, k) in shapes {
+            XCTAssertGreaterThanOrEqual(2 * m * n * k, GEMM.parallelFlopThreshold)
+            for (alpha, beta): (Float, Float) in [(1, 0), (0.5, 1)] {
+                let t = Case(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                let one = run(t, threads: 1).got
+                let two = run(t, threads: 2).got
+                let twoAgain = run(t, threads: 2).got
+                let three = run(t, threads: 3).got
+                XCTAssertEqual(one.map(\.bitPattern), two.map(\.bitPattern), "\(t): threads 1 vs 2")
+                XCTAssertEqual(two.map(\.bitPattern), twoAgain.map(\.bitPattern), "\(t): repeated call")
+                XCTAssertEqual(one.map(\.bitPattern), three.map(\.bitPattern), "\(t): threads 1 vs 3")
+            }
+        }
+        check(Case(transA: false, transB: true, m: 64, n: 264, k: 300), threads: 2)
+    }
+
+    /// Calls issued concurrently from concurrentPerform workers (each itself asking for 2 threads)
+    /// give the same bits as the same calls made one after another.
+    func testConcurrentCallers() {
+        let cases = [
+            Case(transA: false, transB: true, m: 40, n: 70, k: 50),
+            Case(transA: true, transB: false, m: 33, n: 20, k: 64, beta: 1),
+            Case(transA: false, transB: false, m: 64, n: 264, k: 300),
+            Case(transA: true, transB: true, m: 17, n: 100, k: 9, alpha: 2, beta: -1),
+        ]
+        let serial = cases.map { run($0, threads: 2).got }
+        final class Results: @unchecked Sendable { var values: [[Float]] = [] }
+        let results = Results()
+        results.values = Array(repeating: [], count: cases.count)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: cases.count) { i in
+            let got = run(cases[i], threads: 2).got
+            lock.lock(); results.values[i] = got; lock.unlock()
+        }
+        for i in cases.indices {
+            XCTAssertEqual(serial[i].map(\.bitPattern), results.values[i].map(\.bitPattern), "\(cases[i])")
+        }
+    }
+}
