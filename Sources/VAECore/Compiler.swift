@@ -17,11 +17,34 @@ public enum Compiler {
     }
 
     public static func compile(path: String) throws -> Result {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw VAECError.io("cannot read model file '\(path)': \(error.localizedDescription)")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+              let data = FileManager.default.contents(atPath: path) else {
+            throw VAECError.io("cannot read model file '\(path)': \(isDirectory.boolValue ? "it is a directory" : "no such file")")
+        }
+        let bytes = [UInt8](data)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            // Point at the first byte that is not UTF-8, with the text before it as the source line.
+            let offset = firstInvalidUTF8Offset(bytes)
+            let prefix = SourceFile(path: path, text: String(decoding: bytes[..<offset], as: UTF8.self))
+            throw CompileFailure(diagnostics: [Diagnostic("the file is not UTF-8 text (byte 0x\(String(bytes[offset], radix: 16)) at offset \(offset))",
+                                                          at: SourceRange(prefix.bytes.count, prefix.bytes.count + 1))],
+                                 source: SourceFile(path: path, text: String(decoding: bytes[..<offset], as: UTF8.self) + " "))
         }
         return try compile(source: SourceFile(path: path, text: text))
+    }
+
+    /// Offset of the first byte that does not start or continue a valid UTF-8 scalar.
+    static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int {
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            let length = b < 0x80 ? 1 : b >> 5 == 0b110 ? 2 : b >> 4 == 0b1110 ? 3 : b >> 3 == 0b11110 ? 4 : 0
+            guard length > 0, i + length <= bytes.count,
+                  String(validating: bytes[i..<i + length], as: UTF8.self) != nil else { return i }
+            i += length
+        }
+        return max(0, bytes.count - 1)
     }
 
     public static func compile(source: SourceFile) throws(CompileFailure) -> Result {

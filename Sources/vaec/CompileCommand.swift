@@ -4,11 +4,18 @@ import VAECore
 enum CompileCommand {
     static func run(_ words: ArraySlice<String>) throws {
         if words.contains("--help") { print(Help.commands["compile"]!); return }
-        let args = try Arguments(words, valued: ["-o", "--dump", "--dump-after"], flags: [])
+        let args = try Arguments(words, valued: ["-o", "--dump", "--dump-after", "--dot", "--depth"], flags: [])
         guard args.positional.count == 1, let path = args.positional.first else {
             throw UsageError("compile takes one model file: vaec compile MODEL.vae")
         }
         let result = try Compiler.compile(path: path)
+        if let dot = args.options["--dot"] {
+            let writer = DotWriter(title: "\(result.model.name), optimised", depth: try args.integer("--depth", in: 0...1_000_000))
+            try AtomicFile.write(Array(writer.write(result.program.graph).utf8), to: dot)
+            if args.options["--dump"] == nil && args.options["--dump-after"] == nil { print("wrote the optimised graph as Graphviz DOT to \(dot)") }
+        } else if args.options["--depth"] != nil {
+            throw UsageError("--depth limits the picture of --dot FILE; give --dot too")
+        }
         if let stage = args.options["--dump"] {
             switch stage {
             case "ast": print(ASTPrinter.print(result.ast))

@@ -13,6 +13,7 @@ enum Help {
       grad      Evaluate the gradient on data: norms, every value's statistics, or a safetensors file
       check     Check the compiled gradient against finite differences
       schedule  Print β for every step of a model's run (and plot it as SVG)
+      bench     Time the training step: ms/step, GFLOP/s, compile time, peak memory
       eval      Measure a trained model: −ELBO, rate, distortion, active units, the IWAE bound
       report    Write the HTML report of a run: curves, pictures, numbers, the model
       sweep     Train at several β and draw the rate–distortion curve
@@ -23,7 +24,7 @@ enum Help {
 
     static let commands: [String: String] = [
         "compile": """
-        USAGE: vaec compile MODEL.vae [-o PROGRAM.vaek] [--dump STAGE] [--dump-after PASS]
+        USAGE: vaec compile MODEL.vae [-o PROGRAM.vaek] [--dump STAGE] [--dump-after PASS] [--dot FILE [--depth N]]
 
         Parses and checks MODEL.vae, differentiates its loss, optimises the graph and writes the
         compiled program (default: MODEL.vaek beside the model). Prints the effective β of the objective
@@ -35,6 +36,9 @@ enum Help {
           --dump STAGE       print a stage instead of only compiling: ast, ir (the checked forward graph),
                              grad (with the gradient, before optimisation), opt (after all passes)
           --dump-after PASS  print the graph after a pass: \(passList)
+          --dot FILE         write the optimised graph as Graphviz DOT (render: dot -Tsvg FILE -o graph.svg);
+                             forward ops green, gradient ops salmon, parameters boxes, inputs houses
+          --depth N          with --dot: only the ops within N hops of an output
         """,
         "run": """
         USAGE: vaec run MODEL.vae|PROGRAM.vaek [--epochs N] [--threads N] [--out DIR]
@@ -47,6 +51,22 @@ enum Help {
           --epochs N     train N epochs instead of the model file's
           --threads N    worker threads for the kernels (default 2)
           --out DIR      where to write the checkpoint (default runs/<model name>)
+        """,
+        "bench": """
+        USAGE: vaec bench MODEL.vae|PROGRAM.vaek [--batch N] [--threads N] [--steps N] [--warmup N]
+
+        Times the training step as 'vaec run' takes it (gather a batch, draw the noise, forward and
+        backward through the kernel program, Adam) and prints the median step time as N.NN ms/step, the
+        FLOPs of a step (2·m·n·k per matrix product, one per element and elementwise op, 10 per parameter
+        for Adam), the GFLOP/s achieved, the compile time (file → kernel program), the peak memory
+        (maximum resident set) and the time share of each kind of kernel (gemm, elementwise, update, data).
+        Uses the model's training data when it can be read, else uniform random values. Build with
+        -c release for meaningful numbers.
+
+        OPTIONS:
+          --batch N     batch size (default: the model's)
+          --threads N   worker threads (default 2)
+          --steps N     timed steps (default 300), after --warmup N untimed ones (default 30)
         """,
         "schedule": """
         USAGE: vaec schedule MODEL.vae [--svg FILE] [--every N] [--examples N]

@@ -35,6 +35,8 @@ do {
         try CheckCommand.run(rest)
     case "schedule":
         try ScheduleCommand.run(rest)
+    case "bench":
+        try BenchCommand.run(rest)
     case "eval":
         try EvalCommand.run(rest)
     case "sweep":

@@ -164,7 +164,7 @@ final class DiagnosticFixtureTests: XCTestCase {
     func testAFileThatIsNotUTF8IsRefusedWithItsName() throws {
         let folder = try TestPaths.temporaryFolder(for: self)
         let path = folder.appendingPathComponent("garbage.vae").path
-        FileManager.default.createFile(atPath: path, contents: Data([0x7F, 0x45, 0x4C, 0x46, 0xFF, 0xFE, 0x00, 0xC3]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data([0x7F, 0x45, 0x4C, 0x46, 0xFF, 0xFE, 0x00, 0xC3])))
         XCTAssertThrowsError(try Compiler.compile(path: path)) { error in
             let text = (error as? CompileFailure)?.formatted() ?? String(describing: error)
             XCTAssertTrue(text.contains("garbage.vae"), "the message does not name the file: \(text)")

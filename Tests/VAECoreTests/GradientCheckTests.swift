@@ -124,12 +124,22 @@ final class GradientCheckTests: XCTestCase {
 
     // MARK: - Tests
 
-    func testTheTableCoversEveryOp() {
+    func testTheTableCoversEveryOp() throws {
         XCTAssertEqual(Set(Self.allOps.map(\.mnemonic)).count, Self.allOps.count, "an op is listed twice")
         for op in Self.allOps {
             let checks = Self.checks(for: op)
             XCTAssertTrue(!checks.gradients.isEmpty || checks.value != nil, "\(op.mnemonic) is not checked")
         }
+        // The switch above cannot miss an op, but `allOps` could: it must name every op of the IR's
+        // grammar (Grammar/ir.ebnf, which InspectTests keeps in step with the printer).
+        let ir = try EBNF.load(TestPaths.packageRoot.appendingPathComponent("Grammar/ir.ebnf"))
+        var mnemonics: Set<String> = []
+        for rule in ["leaf_op", "unary_op", "binary_op", "operation"] {
+            let terminals = try XCTUnwrap(ir.rules[rule], "Grammar/ir.ebnf has no rule '\(rule)'").terminals
+            mnemonics.formUnion(terminals.map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.first?.isLetter ?? false })
+        }
+        XCTAssertEqual(mnemonics.subtracting(Self.allOps.map(\.mnemonic)).sorted(), [], "ops of Grammar/ir.ebnf missing from allOps")
+        XCTAssertEqual(Set(Self.allOps.map(\.mnemonic)).subtracting(mnemonics).sorted(), [], "ops missing from Grammar/ir.ebnf")
     }
 
     func testEveryOpsGradientMatchesFiniteDifferences() throws {

@@ -127,8 +127,8 @@ struct EBNF {
 
     var rules: [String: EBNFRule] = [:]
 
-    static func load() throws -> EBNF {
-        try EBNF(text: String(contentsOf: TestPaths.grammar, encoding: .utf8))
+    static func load(_ url: URL = TestPaths.grammar) throws -> EBNF {
+        try EBNF(text: String(contentsOf: url, encoding: .utf8))
     }
 
     /// Quoted terminals of one section's rules (the syntax section's are the keywords and operators).

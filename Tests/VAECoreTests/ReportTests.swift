@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import XCTest
 @testable import VAECore
 
@@ -98,8 +101,10 @@ final class ReportTests: XCTestCase {
 
     func testPNGRoundTripsGrayAndRGBPixels() throws {
         var random = RandomSource(seed: 7)
-        for (width, height, color) in [(5, 3, PNGWriter.ColorType.gray), (4, 6, .rgb), (1, 1, .gray)] {
-            let pixels = (0..<width * height * (color == .gray ? 1 : 3)).map { _ in UInt8(random.nextIndex(below: 256)) }
+        let cases: [(width: Int, height: Int, color: PNGWriter.ColorType)] = [(5, 3, .gray), (4, 6, .rgb), (1, 1, .gray)]
+        for (width, height, color) in cases {
+            var pixels: [UInt8] = []
+            for _ in 0..<width * height * (color == .gray ? 1 : 3) { pixels.append(UInt8(random.nextIndex(below: 256))) }
             let decoded = try Self.decodePNG(PNGWriter.encode(width: width, height: height, color: color, pixels: pixels))
             XCTAssertEqual(decoded.width, width)
             XCTAssertEqual(decoded.height, height)
@@ -111,7 +116,7 @@ final class ReportTests: XCTestCase {
 
     func testPNGLargerThanOneStoredBlockUsesSeveralAndStillDecodes() throws {
         // 300 × 300 gray is 90,300 bytes of scanlines: two stored blocks of at most 65,535.
-        let pixels = (0..<300 * 300).map { UInt8(($0 * 7 + $0 / 300) % 256) }
+        let pixels: [UInt8] = (0..<300 * 300).map { (i: Int) -> UInt8 in UInt8((i * 7 + i / 300) % 256) }
         let png = PNGWriter.encode(width: 300, height: 300, color: .gray, pixels: pixels)
         XCTAssertEqual(try Self.decodePNG(png).pixels, pixels)
         // A flipped byte in the pixel data breaks a checksum, and the reader notices.

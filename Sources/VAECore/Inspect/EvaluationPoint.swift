@@ -71,7 +71,9 @@ public final class EvaluationPoint {
                                        totalSteps: stepsPerEpoch * model.train.epochs).mapValues { Float($0) }
         hypers["1/batch"] = 1 / Float(taken.count)
         hypers["batch"] = Float(taken.count)
-        origin += "; rows \(taken.lowerBound):\(taken.upperBound) of \(data.path)"
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        let shown = data.path.hasPrefix(cwd) ? String(data.path.dropFirst(cwd.count)) : data.path
+        origin += "; rows \(taken.lowerBound):\(taken.upperBound) of \(shown)"
         switch noise {
         case .zero: origin += "; noise zero (z = mean)"
         case .seeded(let seed): origin += "; noise seed \(seed)"

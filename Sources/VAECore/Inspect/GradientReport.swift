@@ -17,6 +17,8 @@ public struct GradientReport {
     public var reconstructionPerExample: Float?
     public var klPerExample: Float?
     public var gradients: [Gradient]
+    /// The hyper-parameters the graph read, with the values they were given.
+    public var hypers: [(name: String, value: Float)]
 
     public static func evaluate(graph: Graph, point: EvaluationPoint) throws -> GradientReport {
         let model = point.model
@@ -30,7 +32,8 @@ public struct GradientReport {
         return GradientReport(point: point, loss: evaluator.scalar(OutputName.loss),
                               reconstructionPerExample: perExample(OutputName.reconstruction),
                               klPerExample: perExample(OutputName.kl),
-                              gradients: model.parameters.map { Gradient(parameter: $0, values: evaluator.values(OutputName.gradient($0.name))) })
+                              gradients: model.parameters.map { Gradient(parameter: $0, values: evaluator.values(OutputName.gradient($0.name))) },
+                              hypers: evaluator.hypersRead.map { ($0, point.hypers[$0]!) })
     }
 
     public var summary: String {
@@ -38,8 +41,8 @@ public struct GradientReport {
         if let r = reconstructionPerExample, let k = klPerExample {
             line += " (reconstruction \(Self.number(Double(r))), KL \(Self.number(Double(k))) nats per example)"
         }
-        let hypers = point.hypers.keys.sorted().map { "\($0) = \(Self.number(Double(point.hypers[$0]!)))" }
-        return line + "; " + hypers.joined(separator: ", ")
+        guard !hypers.isEmpty else { return line }
+        return line + "; " + hypers.map { "\($0.name) = \(Self.number(Double($0.value)))" }.joined(separator: ", ")
     }
 
     /// One row per parameter: shape, L2 norm, largest |g| and the count of non-finite entries.

@@ -42,6 +42,11 @@ public final class GraphEvaluator {
         }
     }
 
+    /// The names of the hyper-parameters the scheduled graph reads, sorted.
+    public var hypersRead: [String] {
+        executable.leaves(where: { if case .hyper(let n) = $0 { n } else { nil } }).map(\.name).sorted()
+    }
+
     /// The gradient outputs, in the model's parameter order.
     public static func gradientOutputs(of model: ModelSpec) -> [String] {
         model.parameters.map { OutputName.gradient($0.name) }

@@ -99,27 +99,45 @@ public enum GEMM {
             }
             ws.nextPiece.store(0, ordering: .relaxed)
             ws.donePieces.store(0, ordering: .relaxed)
-            let pieces = job.pieceCount
+            ws.nextChunk.store(0, ordering: .relaxed)
+            ws.doneChunks.store(0, ordering: .relaxed)
+            let pieces = job.pieceCount, chunks = job.chunkCount
             let frozen = job
-            DispatchQueue.concurrentPerform(iterations: job.chunkCount) { chunk in
-                // Help with packing the shared operand until every piece is claimed, then wait for
-                // the pieces other threads are still packing (they are running, so this ends).
+            // One iteration per thread; the work is handed out by our own counters. A thread
+            // claims packing pieces, then chunks, until none are left, and then spins until every
+            // claimed item is finished. Whatever is waited for has been claimed by a running
+            // thread, so the waits end even if concurrentPerform runs the iterations one after
+            // another. Spinning at the end (instead of letting concurrentPerform put the caller to
+            // sleep until the last worker checks out) saves a wake-up (~20 µs measured here).
+            DispatchQueue.concurrentPerform(iterations: min(threads, chunks)) { _ in
                 while true {
                     let piece = ws.nextPiece.wrappingAdd(1, ordering: .relaxed).oldValue
                     if piece >= pieces { break }
                     frozen.pack(piece: piece)
                     ws.donePieces.wrappingAdd(1, ordering: .releasing)
                 }
-                var spins = 0
-                while ws.donePieces.load(ordering: .acquiring) < pieces {
-                    spins += 1
-                    if spins & 1023 == 0 { sched_yield() }
-                }
+                spinUntil(ws.donePieces, reaches: pieces)
                 withWorkspace { own in
                     own.reserve(sharedCount: 0, privateCount: frozen.privateSize)
-                    frozen.compute(chunk: chunk, scratch: own.scratch)
+                    while true {
+                        let chunk = ws.nextChunk.wrappingAdd(1, ordering: .relaxed).oldValue
+                        if chunk >= chunks { break }
+                        frozen.compute(chunk: chunk, scratch: own.scratch)
+                        ws.doneChunks.wrappingAdd(1, ordering: .releasing)
+                    }
                 }
+                spinUntil(ws.doneChunks, reaches: chunks)
             }
+        }
+    }
+
+    /// Busy-waits until `counter` (incremented with release ordering) reaches `target`.
+    @inline(__always)
+    static func spinUntil(_ counter: borrowing Atomic<Int>, reaches target: Int) {
+        var spins = 0
+        while counter.load(ordering: .acquiring) < target {
+            spins += 1
+            if spins & 4095 == 0 { sched_yield() }
         }
     }
 
@@ -458,6 +476,8 @@ public enum GEMM {
         private var sharedCapacity = 0, scratchCapacity = 0
         let nextPiece = Atomic<Int>(0)
         let donePieces = Atomic<Int>(0)
+        let nextChunk = Atomic<Int>(0)
+        let doneChunks = Atomic<Int>(0)
 
         init() {
             shared = Workspace.allocate(0)

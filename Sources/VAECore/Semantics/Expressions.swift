@@ -198,7 +198,7 @@ extension Checker {
             var namer = LayerNamer(base: "decoder.\(input.name).\(label)", expression: e)
             let v = try lower(e, &namer)
             guard builder.shape(v) == expected else {
-                throw Diagnostic("the \(label) has shape \(builder.shape(v)), but input '\(input.name)' is \(expected)", at: e.range)
+                throw Diagnostic("the decoder's '\(label)' has shape \(builder.shape(v)), but input '\(input.name)' is \(expected)", at: e.range)
             }
             builder.name(v, "decoder.\(input.name).\(label)")
             return v
