@@ -7,7 +7,7 @@ import VAECore
 enum BenchCommand {
     static func run(_ words: ArraySlice<String>) throws {
         if words.contains("--help") { print(Help.commands["bench"]!); return }
-        let args = try Arguments(words, valued: ["--batch", "--threads", "--steps", "--warmup"], flags: [])
+        let args = try Arguments(words, valued: ["--batch", "--threads", "--steps", "--warmup"], flags: ["--stages"])
         guard args.positional.count == 1, let path = args.positional.first else {
             throw UsageError("bench takes one model: vaec bench MODEL.vae (or PROGRAM.vaek)")
         }
@@ -68,6 +68,11 @@ enum BenchCommand {
         let other = max(0, total - parts.reduce(0) { $0 + $1.1 })
         let shares = (parts + [("other", other)]).map { String(format: "%@ %.1f%%", $0.0, 100 * $0.1 / total) }
         print("time by kernel: " + shares.joined(separator: ", "))
+        if args.flags.contains("--stages") {
+            for (name, seconds) in zip(profile.stageNames, profile.stages) {
+                print(String(format: "  %8.1f µs  %@", seconds / Double(max(profile.runs, 1)) * 1e6, name))
+            }
+        }
     }
 
     static func trainOutputs(_ model: ModelSpec) -> [String] {

@@ -15,13 +15,14 @@ enum GradCommand {
             let evaluator = try GraphEvaluator(graph: target.program.graph, point: point,
                                                outputs: [OutputName.loss] + GraphEvaluator.gradientOutputs(of: point.model))
             print(evaluator.trace().render(), terminator: "")
-        } else {
-            let report = try GradientReport.evaluate(graph: target.program.graph, point: point)
+        }
+        guard !args.flags.contains("--values") || args.options["--out"] != nil else { return }
+        let report = try GradientReport.evaluate(graph: target.program.graph, point: point)
+        if !args.flags.contains("--values") {
             print(report.summary)
             print(report.table)
         }
         if let out = args.options["--out"] {
-            let report = try GradientReport.evaluate(graph: target.program.graph, point: point)
             try report.write(to: out)
             print("wrote the gradients of \(report.gradients.count) parameter tensors to \(out)")
         }
@@ -47,8 +48,8 @@ struct InspectTarget {
         }
     }
 
-    /// `--data FILE [--scale X]` or the model's training data; `nil` when the model's own data file is
-    /// missing and `syntheticFallback` allows going on without it.
+    /// `--data FILE [--scale X]` or the model's training data; `nil` when the model has no data file (or
+    /// it is missing) and `syntheticFallback` allows going on without it.
     func dataset(_ args: Arguments, syntheticFallback: Bool = false) throws -> Dataset? {
         var scale: Double?
         if let text = args.options["--scale"] {
@@ -56,7 +57,8 @@ struct InspectTarget {
             scale = v
         }
         let directory = RunCommand.dataDirectory(for: path, program: program)
-        if args.options["--data"] == nil, syntheticFallback, let own = program.model.train.data {
+        if args.options["--data"] == nil, syntheticFallback {
+            guard let own = program.model.train.data else { return nil }
             let file = own.path.hasPrefix("/") ? own.path : (directory as NSString).appendingPathComponent(own.path)
             if !FileManager.default.fileExists(atPath: file) { return nil }
         }

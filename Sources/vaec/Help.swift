@@ -53,7 +53,7 @@ enum Help {
           --out DIR      where to write the checkpoint (default runs/<model name>)
         """,
         "bench": """
-        USAGE: vaec bench MODEL.vae|PROGRAM.vaek [--batch N] [--threads N] [--steps N] [--warmup N]
+        USAGE: vaec bench MODEL.vae|PROGRAM.vaek [--batch N] [--threads N] [--steps N] [--warmup N] [--stages]
 
         Times the training step as 'vaec run' takes it (gather a batch, draw the noise, forward and
         backward through the kernel program, Adam) and prints the median step time as N.NN ms/step, the
@@ -67,6 +67,7 @@ enum Help {
           --batch N     batch size (default: the model's)
           --threads N   worker threads (default 2)
           --steps N     timed steps (default 300), after --warmup N untimed ones (default 30)
+          --stages      also print the time of every stage of the kernel program
         """,
         "schedule": """
         USAGE: vaec schedule MODEL.vae [--svg FILE] [--every N] [--examples N]
@@ -102,7 +103,7 @@ enum Help {
           --out G          write the gradients as safetensors under the parameters' names
         """,
         "check": """
-        USAGE: vaec check MODEL.vae|PROGRAM.vaek [--checkpoint C] [--data D] [--rows A:B] [--noise zero|SEED]
+        USAGE: vaec check MODEL.vae|PROGRAM.vaek [--checkpoint C] [--data D] [--scale X] [--rows A:B] [--noise zero|SEED]
                           [--directions N] [--step H] [--tolerance T]
 
         Checks the compiled gradient against central finite differences of the loss, as JAX's
@@ -115,6 +116,7 @@ enum Help {
           --checkpoint C   parameters from a checkpoint (default: the model's initialisation)
           --data D         a data file (default: the first batch of the training data; random data in
                            [0, 1] when that file is missing)
+          --scale X        multiply the data by X (as for vaec grad)
           --rows A:B       rows A to B−1 of the data (default: the first training batch)
           --noise zero|N   as for vaec grad
           --directions N   random directions over all parameters (default 3)

@@ -417,7 +417,9 @@ final class InspectTests: XCTestCase {
         var builder = GraphBuilder(replaying: program.graph)
         let gradient = try XCTUnwrap(program.graph.output(OutputName.gradient(wrong)))
         builder.setOutput(OutputName.gradient(wrong), builder.binary(.multiply, gradient, builder.constant(1.3)))
+        let before = (0..<point.parameters.specs.count).map { point.parameters.values($0) }
         let report = try GradientCheck.run(graph: builder.graph, point: point)
+        XCTAssertEqual((0..<point.parameters.specs.count).map { point.parameters.values($0) }, before, "the check must restore θ")
         XCTAssertFalse(report.passed)
         XCTAssertEqual(report.worst?.parameter, wrong, report.table)
         XCTAssertTrue(report.verdict.contains("the gradient of '\(wrong)' disagrees"), report.verdict)
@@ -452,8 +454,7 @@ final class InspectTests: XCTestCase {
 
     /// The thin CLI over the same functions: exit statuses and the lines a user looks for.
     func testGradAndCheckCommands() throws {
-        let binary = try VAECProcess.requireBinary()
-        _ = binary
+        _ = try VAECProcess.requireBinary()
         let folder = try TestPaths.temporaryFolder(for: self)
         let (model, _) = try Self.overflowModel(in: folder)
         let modelPath = folder.appendingPathComponent("overflow.vae").path
@@ -472,6 +473,13 @@ final class InspectTests: XCTestCase {
         let check = try VAECProcess.run(["check", modelPath, "--directions", "1"])
         XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
         XCTAssertTrue(check.stdout.contains("gradient check passed"), check.stdout)
+
+        // Without data in the model, check falls back to random data in [0, 1].
+        let dataless = folder.appendingPathComponent("dataless.vae")
+        try TestModels.mlp(inputs: 5, hidden: 4, latents: 2, train: "batch: 6").write(to: dataless, atomically: true, encoding: .utf8)
+        let synthetic = try VAECProcess.run(["check", dataless.path, "--directions", "1"])
+        XCTAssertEqual(synthetic.status, 0, synthetic.stdout + synthetic.stderr)
+        XCTAssertTrue(synthetic.stdout.contains("rows 0:6 of <synthetic data>") && synthetic.stdout.contains("gradient check passed"), synthetic.stdout)
 
         let badRows = try VAECProcess.run(["grad", modelPath, "--rows", "5:2"])
         XCTAssertEqual(badRows.status, 1)

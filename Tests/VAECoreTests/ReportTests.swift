@@ -279,6 +279,54 @@ final class ReportTests: XCTestCase {
         XCTAssertThrowsError(try RunHistory.read(directory: folder.path, model: other.model))
     }
 
+    // MARK: The commands
+
+    func testEvalCommandPrintsOneJSONObjectAndReportWritesThePage() throws {
+        _ = try VAECProcess.requireBinary()
+        let folder = try TestPaths.temporaryFolder(for: self)
+        _ = try writeTinyData(in: folder, count: 32)
+        let modelPath = folder.appendingPathComponent("tiny.vae").path
+        try tinyModel(latents: 2).write(toFile: modelPath, atomically: true, encoding: .utf8)
+        let program = try TestModels.compile(tinyModel(latents: 2), path: modelPath).program
+        let data = try Dataset.load(program.model.train.data!, relativeTo: folder.path, input: program.model.input)
+        var options = TrainOptions()
+        options.log = { _ in }
+        let trainer = try Trainer(program: program, train: data, test: data, options: options)
+        try trainer.run()
+        let run = folder.appendingPathComponent("run").path
+        try TrainingState.save(trainer, to: run)
+        let checkpoint = (run as NSString).appendingPathComponent(Checkpoint.fileName)
+
+        let eval = try VAECProcess.run(["eval", modelPath, "--checkpoint", checkpoint, "--iw", "4", "--json"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any], eval.stdout)
+        XCTAssertEqual(Set(object.keys), ["elbo", "reconstruction", "kl", "kl_per_dim", "active_units", "iw_bound", "iw_samples", "examples"])
+        XCTAssertEqual(object["examples"] as? Int, 32)
+        XCTAssertEqual(object["iw_samples"] as? Int, 4)
+        // The same figures as the library computes (same seed).
+        let direct = try ModelEvaluator(program: program, parameters: trainer.parameters).evaluate(data, iwSamples: 4, seed: program.model.train.seed)
+        XCTAssertEqual(try XCTUnwrap(object["elbo"] as? Double), direct.elbo, accuracy: 1e-6)
+        XCTAssertEqual(try XCTUnwrap(object["iw_bound"] as? Double), try XCTUnwrap(direct.iwBound), accuracy: 1e-6)
+
+        let missing = try VAECProcess.run(["eval", modelPath, "--checkpoint", folder.appendingPathComponent("nope.safetensors").path])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("nope.safetensors"), missing.stderr)
+
+        // Without a model and before any report, `vaec report` says what it needs.
+        let bare = try VAECProcess.run(["report", "--checkpoint", checkpoint])
+        XCTAssertEqual(bare.status, 1)
+        XCTAssertTrue(bare.stderr.contains("no model given"), bare.stderr)
+        let report = try VAECProcess.run(["report", modelPath, "--checkpoint", checkpoint, "--iw", "2"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let index = (run as NSString).appendingPathComponent("report/index.html")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: index))
+        // The curves come from the training state beside the checkpoint.
+        XCTAssertTrue(try String(contentsOfFile: index, encoding: .utf8).contains("curve-elbo.svg"))
+        // Now the saved program lets `vaec report` run without the model.
+        let again = try VAECProcess.run(["report", "--checkpoint", checkpoint, "--iw", "0"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+    }
+
     // MARK: β sweep
 
     func testSweepTrainsEachBetaAndWritesTableAndPlot() throws {

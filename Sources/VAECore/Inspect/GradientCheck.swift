@@ -28,8 +28,9 @@ public enum GradientCheck {
         /// 3·10⁻² sits between the two error sources.
         public var relativeStep = 3e-2
         /// Allowed |finite difference − ⟨∇L, v⟩| relative to the larger of the two, on top of the
-        /// finite difference's own estimated error. Agreement on correct gradients is ~10⁻³; a wrong
-        /// rule is typically off by a factor, not by a percent.
+        /// finite difference's own estimated error. On the 18 samples (batch 128, at initialisation)
+        /// correct gradients agree to 10⁻⁴–10⁻³, at worst 6.5·10⁻³ on a direction whose derivative is
+        /// 6·10⁻⁴ (where the error estimate covers it); a wrong rule is off by a factor, not a percent.
         public var tolerance = 1e-2
         /// Seed of the random directions.
         public var seed: UInt64 = 0x5EED

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The loss as the gradient check evaluates it: the compiled graph's own ops, with two changes that
 /// leave its derivative at θ alone but let a finite difference measure that derivative.
 ///
@@ -10,9 +12,10 @@
 ///    loss θ lies on: equal to it near θ and with the same gradient wherever the gradient exists.
 /// 2. **Reductions in Double.** In Float32 a per-example loss of ~550 nats is held to 6·10⁻⁵, the same
 ///    size as the change a small step makes. Every reduction here sums in Double, and the arithmetic
-///    after a reduction (weighting and adding per-example terms into the loss) runs on those Double
-///    values, each also rounded once into its Float buffer for the ops that read it. Only the rounding
-///    of the per-element ops remains, and it averages out over the elements.
+///    after a reduction (weighting and adding per-example terms into the loss, and the functions of
+///    batch statistics such as σ-VAE's log σ*) runs on those Double values, each also rounded once into
+///    its Float buffer for the ops that read it. Only the rounding of the per-element ops remains, and it
+///    averages out over the elements.
 final class SmoothLoss {
     let evaluator: GraphEvaluator
     private var graph: Graph { evaluator.graph }
@@ -105,9 +108,21 @@ final class SmoothLoss {
                     default: return x / y
                     }
                 }
-            case .negate, .square:
+            case .negate, .square, .exp, .log, .sqrt, .softplus, .sigmoid, .tanh:
                 guard hasExactOperand else { break }
-                result = (0..<count).map { i in node.op == .negate ? -read(0, i) : read(0, i) * read(0, i) }
+                result = (0..<count).map { i in
+                    let x = read(0, i)
+                    switch node.op {
+                    case .negate: return -x
+                    case .square: return x * x
+                    case .exp: return Foundation.exp(x)
+                    case .log: return Foundation.log(x)
+                    case .sqrt: return x.squareRoot()
+                    case .softplus: return x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x))
+                    case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+                    default: return Foundation.tanh(x)
+                    }
+                }
             default:
                 break
             }

@@ -44,7 +44,7 @@ public struct CompiledProgram: Codable, Sendable {
             throw fail("is not a compiled vaec program (no VAEK header)")
         }
         guard version == formatVersion else {
-            throw fail("was compiled by a vaec with program format \(version); this vaec reads format \(formatVersion): compile the .vae file again")
+            throw fail("was compiled by another version of vaec (program format \(version); this vaec \(VAECVersion.current) reads format \(formatVersion)): compile the .vae file again")
         }
         let second = String(decoding: lines[1], as: UTF8.self).split(separator: " ")
         guard second.count == 4, second[0] == "crc32", second[2] == "length",
@@ -59,10 +59,25 @@ public struct CompiledProgram: Codable, Sendable {
         guard CRC32.checksum(body) == crc else { throw fail("is damaged: its checksum does not match its contents") }
         let program: CompiledProgram
         do { program = try JSONDecoder().decode(CompiledProgram.self, from: Data(body)) } catch {
-            throw fail("holds a program this vaec cannot read (\(error))")
+            throw fail("holds a program this vaec cannot read: \(Self.explain(error))")
         }
         try program.validate(path: path)
         return program
+    }
+
+    /// A decoding error as a short sentence naming where in the JSON it is.
+    static func explain(_ error: Error) -> String {
+        func at(_ context: DecodingError.Context) -> String {
+            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return path.isEmpty ? "at the top level" : "at \(path.hasPrefix(".") ? String(path.dropFirst()) : path)"
+        }
+        switch error {
+        case DecodingError.keyNotFound(let key, let context): return "the entry '\(key.stringValue)' is missing \(at(context))"
+        case DecodingError.typeMismatch(_, let context): return "an entry has the wrong type \(at(context))"
+        case DecodingError.valueNotFound(_, let context): return "a value is missing \(at(context))"
+        case DecodingError.dataCorrupted(let context): return "its JSON is malformed or holds an unknown value \(at(context))"
+        default: return "\(error)"
+        }
     }
 
     /// Structural checks on a decoded program, so the runtime never indexes out of range, reads past a

@@ -37,6 +37,7 @@ public struct HTMLReport {
         th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
         th:first-child, td:first-child { text-align: left; }
         .numbers td:first-child { font-weight: 600; }
+        .numbers td:last-child { text-align: left; color: #555; }
         .warning { background: #fff4e5; border-left: 4px solid #f0a030; padding: 6px 10px; margin: 6px 0; }
         .curves { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; }
         .curves img { width: 100%; border: 1px solid #eee; }

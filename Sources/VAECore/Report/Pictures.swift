@@ -68,12 +68,14 @@ public struct Pictures {
     }
 
     /// Pairs of rows: examples of the data, then their reconstructions decoded at the posterior mean.
+    /// The examples are spread evenly over the data set (data files are often sorted by label).
     func reconstructions(_ directory: String) throws -> Picture {
         let columns = min(10, data.count), pairs = min(2, (data.count + columns - 1) / columns)
         let count = min(data.count, columns * pairs)
         let m = model.latent.featureCount, n = model.input.featureCount
-        let decoded = try decoder.means(Array(evaluation.posteriorMeans[0..<count * m]))
-        let inputs = Array(data.values[0..<count * n])
+        let chosen = (0..<count).map { $0 * data.count / count }
+        let decoded = try decoder.means(chosen.flatMap { evaluation.posteriorMeans[$0 * m..<($0 + 1) * m] })
+        let inputs = chosen.flatMap { data.values[$0 * n..<($0 + 1) * n] }
         var tiles: [[ArraySlice<Float>]] = []
         for pair in 0..<pairs {
             let indices = (pair * columns)..<min(count, (pair + 1) * columns)
@@ -82,8 +84,9 @@ public struct Pictures {
         }
         let grid = TileGrid(columns: columns, rows: tiles.count, tileWidth: tileWidth, tileHeight: tileHeight)
         try png(grid.render(tiles, range: range), "reconstructions.png", in: directory)
+        let spread = count < data.count ? "\(count) examples spread evenly over" : "The \(count) examples of"
         return Picture(file: "reconstructions.png", title: "Reconstructions",
-                       caption: "The first \(count) examples of \((data.path as NSString).lastPathComponent) (rows 1 and 3) and their reconstructions (rows 2 and 4): the mean of p(x|z) at z = the posterior mean.",
+                       caption: "\(spread) \((data.path as NSString).lastPathComponent) (rows 1 and 3) and their reconstructions (rows 2 and 4): the mean of p(x|z) at z = the posterior mean.",
                        width: grid.width, height: grid.height)
     }
 

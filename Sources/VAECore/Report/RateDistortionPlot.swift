@@ -11,10 +11,15 @@ public enum RateDistortionPlot {
         curve.pointLabels = sorted.map { "β = \(WeightingReport.format($0.beta))" }
         var chart = SVGChart(title: title, xLabel: "rate R = KL (nats per example)",
                              yLabel: "distortion D = reconstruction (nats per example)", series: [curve])
-        if let best = points.map({ $0.evaluation.negativeELBO }).min(), let lo = sorted.first?.rate, let hi = sorted.last?.rate {
-            // Clipped to the points' own rate range so the reference line does not stretch the axes.
-            let line = [(x: lo, y: best - lo), (x: hi, y: best - hi)]
-            chart.series.append(SVGChart.Series(name: "D + R = \(String(format: "%.1f", best))", points: line, color: "#999999"))
+        let distortions = points.map(\.distortion)
+        if let best = points.map({ $0.evaluation.negativeELBO }).min(), let lo = sorted.first?.rate, let hi = sorted.last?.rate,
+           let dLow = distortions.min(), let dHigh = distortions.max() {
+            // Clipped to the box the points span, so the reference line does not stretch the axes.
+            let from = max(lo, best - dHigh), to = min(hi, best - dLow)
+            if from < to {
+                let line = [(x: from, y: best - from), (x: to, y: best - to)]
+                chart.series.append(SVGChart.Series(name: "D + R = \(String(format: "%.1f", best))", points: line, color: "#999999"))
+            }
         }
         chart.width = 680; chart.height = 420
         return chart

@@ -71,7 +71,9 @@ public struct SVGChart {
                 for p in points { svg += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"\(f(s.markerRadius))\" fill=\"\(s.color)\"/>\n" }
             }
             for (p, text) in zip(s.points, s.pointLabels) where p.x.isFinite && p.y.isFinite && !text.isEmpty {
-                svg += "<text x=\"\(f(px(p.x) + 6))\" y=\"\(f(py(p.y) - 6))\" fill=\"#333\">\(escape(text))</text>\n"
+                // Labels of points in the right fifth go to their left, so they stay inside the picture.
+                let leftOfPoint = px(p.x) > left + 0.8 * plotWidth
+                svg += "<text x=\"\(f(px(p.x) + (leftOfPoint ? -6 : 6)))\" y=\"\(f(py(p.y) - 6))\"\(leftOfPoint ? " text-anchor=\"end\"" : "") fill=\"#333\">\(escape(text))</text>\n"
             }
             let ly = top + 14 + Double(index) * 14
             if s.lines {

@@ -135,10 +135,18 @@ public final class Executable {
         if stale { bindStages() }
         setHypers()
         if profiling {
-            for stage in stages {
+            if profile.stages.count != stages.count {
+                profile.stages = Array(repeating: 0, count: stages.count)
+                profile.stageNames = staging.stages.map { stage in
+                    stage.kernels.map { describe(program.kernels[$0]) }.joined(separator: " | ") + (stage.split ? " (split)" : "")
+                }
+            }
+            for (i, stage) in stages.enumerated() {
                 let start = KernelProfile.now()
                 stage.run(threads: threads)
-                profile.add(stage.kind, KernelProfile.now() - start)
+                let seconds = KernelProfile.now() - start
+                profile.add(stage.kind, seconds)
+                profile.stages[i] += seconds
             }
             profile.runs += 1
         } else {
@@ -147,6 +155,17 @@ public final class Executable {
     }
 
     public func resetProfile() { profile = KernelProfile() }
+
+    /// A kernel in a few words, for profiles.
+    private func describe(_ kernel: Kernel) -> String {
+        switch kernel {
+        case .matrix(let m):
+            let d = m.dimensions(graph, batch: batch)
+            return "\(m.op.mnemonic) %\(m.node) \(d.m)×\(d.n)×\(d.k)"
+        case .fused(let f):
+            return "fused \(f.domain) \(f.nodes.count) ops %\(f.nodes.first!)…%\(f.nodes.last!)"
+        }
+    }
 
     private func setHypers() {
         for (name, pointer) in hypers { pointer.pointee = hyperValues[name] ?? .nan }
@@ -285,6 +304,9 @@ public struct KernelProfile: Sendable {
     public enum Kind: String, Sendable, CaseIterable { case gemm, elementwise }
     public private(set) var seconds: [Kind: Double] = [:]
     public var runs = 0
+    /// Seconds per stage of the kernel program, and what each stage runs.
+    public internal(set) var stages: [Double] = []
+    public internal(set) var stageNames: [String] = []
 
     mutating func add(_ kind: Kind, _ s: Double) { seconds[kind, default: 0] += s }
 

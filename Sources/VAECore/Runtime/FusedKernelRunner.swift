@@ -156,7 +156,7 @@ final class FusedKernelRunner {
         var i = 0
         while i + 16 <= n { acc += VectorMath.load(src + i); i += 16 }
         if i < n { acc += VectorMath.loadPartial(src + i, n - i) }
-        return acc.sum()
+        return VectorMath.sum(acc)
     }
 
     @inline(__always) static func map(_ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ vectors: Int,
@@ -175,7 +175,7 @@ final class FusedKernelRunner {
         case .exp: map(d, s, vectors, VectorMath.exp)
         case .log: map(d, s, vectors, VectorMath.log)
         case .square: map(d, s, vectors) { $0 * $0 }
-        case .sqrt: map(d, s, vectors) { $0.squareRoot() }
+        case .sqrt: map(d, s, vectors, VectorMath.sqrt)
         case .abs: map(d, s, vectors, VectorMath.abs)
         case .relu: map(d, s, vectors, VectorMath.relu)
         case .sigmoid: map(d, s, vectors, VectorMath.sigmoid)

@@ -115,6 +115,23 @@ enum VectorMath {
         return signed.replacing(with: small, where: a .< 0.625)
     }
 
+    /// IEEE square root (vsqrtps). The stdlib's SIMD squareRoot goes lane by lane through libm's sqrtf
+    /// (with its errno branch for negative input); sending negative lanes to NaN first — what sqrt gives
+    /// them anyway — lets the compiler see there is no error case and emit the vector instruction.
+    @inline(__always) static func sqrt(_ x: V) -> V {
+        var r = V()
+        for i in 0..<16 { r[i] = (x[i] < 0 ? Float.nan : x[i]).squareRoot() }
+        return r
+    }
+
+    /// Σ of the lanes as a tree of halves (a fixed order, so the same bits every time).
+    @inline(__always) static func sum(_ x: V) -> Float {
+        let s8 = x.lowHalf + x.highHalf
+        let s4 = s8.lowHalf + s8.highHalf
+        let s2 = s4.lowHalf + s4.highHalf
+        return s2[0] + s2[1]
+    }
+
     @inline(__always) static func abs(_ x: V) -> V { float(bits(x) & U(repeating: 0x7FFF_FFFF)) }
 
     /// x > 0 ? x : 0 (NaN → 0, as the scalar definition `x > 0 ? x : 0`).
@@ -130,7 +147,7 @@ enum VectorMath {
         case .exp: return exp(x)
         case .log: return log(x)
         case .square: return x * x
-        case .sqrt: return x.squareRoot()
+        case .sqrt: return sqrt(x)
         case .abs: return abs(x)
         case .relu: return relu(x)
         case .sigmoid: return sigmoid(x)

@@ -83,7 +83,7 @@ public final class Adam {
             let vi = b2 * VectorMath.load(v + i) + a2 * gi * gi
             VectorMath.store(mi, m + i)
             VectorMath.store(vi, v + i)
-            VectorMath.store(VectorMath.load(p + i) - stepSize * mi / (vi.squareRoot() / root + eps), p + i)
+            VectorMath.store(VectorMath.load(p + i) - stepSize * mi / (VectorMath.sqrt(vi) / root + eps), p + i)
             i += 16
         }
         while i < n {

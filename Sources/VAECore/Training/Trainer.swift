@@ -55,6 +55,9 @@ public final class Trainer {
         guard train.count >= batch else {
             throw VAECError.training("\(train.path) has \(train.count) examples, fewer than one batch of \(batch)")
         }
+        for data in [train] + (test.map { [$0] } ?? []) where data.features != model.input.featureCount {
+            throw VAECError.training("\(data.path) has \(data.features) values per example, but input '\(model.input.name)' has \(model.input.featureCount)")
+        }
         try Trainer.checkMemory(program, batch: batch, test: test)
         random = RandomSource(seed: model.train.seed)
         controller = BetaController(schedule: model.objective.beta)
@@ -77,19 +80,22 @@ public final class Trainer {
 
     deinit { batchBuffer.deallocate(); noiseBuffer.deallocate() }
 
+    /// Bytes of values, parameters and moments a run needs at most (see `checkMemory`).
+    static func estimatedBytes(_ program: CompiledProgram, batch: Int, test: Dataset?) -> Double {
+        let rows = max(batch, min(test?.count ?? 0, 500))
+        var values = 0.0
+        for node in program.graph.nodes {
+            values += Double(SizeLimits.product(node.shape.dims) ?? .max) * Double(node.shape.batched ? rows : 1)
+        }
+        let parameters = program.model.parameters.reduce(0.0) { $0 + Double(SizeLimits.product($1.dims) ?? .max) }
+        return values * 4 + parameters * 12
+    }
+
     /// Refuses a run whose buffers could not fit in this machine's memory before allocating any of
     /// them: a value per graph node and example (an upper bound on what the executables allocate,
     /// counting the test evaluator's chunks of up to 500), plus parameters and Adam's two moments.
     static func checkMemory(_ program: CompiledProgram, batch: Int, test: Dataset?) throws {
-        let rows = max(batch, min(test?.count ?? 0, 500))
-        var values = 0
-        for node in program.graph.nodes {
-            let (perNode, overflow) = node.shape.featureCount.multipliedReportingOverflow(by: node.shape.batched ? rows : 1)
-            guard !overflow else { values = .max; break }
-            values = values > Int.max - perNode ? .max : values + perNode
-        }
-        let parameters = program.model.parameters.reduce(0) { $0 + $1.count }
-        let bytes = Double(values) * 4 + Double(parameters) * 12
+        let bytes = estimatedBytes(program, batch: batch, test: test)
         let available = Double(ProcessInfo.processInfo.physicalMemory)
         guard bytes <= available else {
             throw VAECError.training(String(format: "training %@ with batch %d needs about %.1f GiB for its values, more than this machine's %.1f GiB of memory: use a smaller batch or smaller layers",
