@@ -53,6 +53,6 @@ echo "seeds: $(ls "$work/seeds" | wc -l) files"
 export SWIFT_BACKTRACE=enable=no
 export VAEC_FUZZ_TARGET="$target"
 "$binary" "$work/corpus" "$work/seeds" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-    -rss_limit_mb=2048 -malloc_limit_mb=1024 -artifact_prefix="$work/findings/" -print_final_stats=1 \
+    -rss_limit_mb=2048 -malloc_limit_mb=1024 -detect_leaks=0 -artifact_prefix="$work/findings/" -print_final_stats=1 \
     -dict=scripts/fuzz/vae.dict 2>&1 | tee "$work/last-run.log" | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|SUMMARY|stat::|Test unit written" || true
 echo "findings: $(ls "$work/findings" | wc -l) (in $work/findings); log: $work/last-run.log"

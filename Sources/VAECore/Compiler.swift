@@ -4,6 +4,9 @@ import Foundation
 public enum Compiler {
     /// The optimisation pipeline, in order; each pass can be dumped after (`--dump-after NAME`).
     public static let passes: [any Pass] = [StabilizePass(), SimplifyPass(), CSEPass(), DeadCodePass()]
+    /// Every pass `--dump-after` can name: the graph passes, then the lowering into a kernel program
+    /// (`fuse`, `stage`, `plan`: see Lowering/).
+    public static var passNames: [String] { passes.map(\.name) + Lowering.passNames }
 
     public struct Result {
         public var ast: ModelFile
@@ -14,6 +17,17 @@ public enum Compiler {
         public var afterPass: [(name: String, graph: Graph)]
         public var program: CompiledProgram
         public var warnings: [String]
+
+        /// The text `--dump-after PASS` prints: the graph after a graph pass, or the training step's kernel
+        /// program after a lowering pass (at the model's batch size, two threads); nil for an unknown pass.
+        public func dump(after pass: String) -> String? {
+            if let entry = afterPass.first(where: { $0.name == pass }) {
+                return IRPrinter.print(entry.graph, title: "after \(pass)")
+            }
+            guard Lowering.passNames.contains(pass) else { return nil }
+            let outputs = [OutputName.loss, OutputName.reconstruction, OutputName.kl] + model.parameters.map { OutputName.gradient($0.name) }
+            return Lowering.dump(program.graph, outputs: outputs, after: pass, batch: model.train.batch, threads: 2)
+        }
     }
 
     public static func compile(path: String) throws -> Result {

@@ -27,10 +27,10 @@ enum CompileCommand {
             return
         }
         if let passName = args.options["--dump-after"] {
-            guard let entry = result.afterPass.first(where: { $0.name == passName }) else {
-                throw UsageError("no pass '\(passName)'; passes: \(Compiler.passes.map(\.name).joined(separator: ", "))")
+            guard let text = result.dump(after: passName) else {
+                throw UsageError("no pass '\(passName)'; passes: \(Compiler.passNames.joined(separator: ", "))")
             }
-            print(IRPrinter.print(entry.graph, title: "after \(passName)"), terminator: "")
+            print(text, terminator: "")
             return
         }
         let output = args.options["-o"] ?? (path.hasSuffix(".vae") ? String(path.dropLast(4)) : path) + ".vaek"

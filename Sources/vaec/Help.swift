@@ -42,15 +42,26 @@ enum Help {
         """,
         "run": """
         USAGE: vaec run MODEL.vae|PROGRAM.vaek [--epochs N] [--threads N] [--out DIR]
+                        [--checkpoint-every N] [--resume [DIR]]
 
         Trains the model with the recipe of its train block: one line per epoch with train and test
-        −ELBO, reconstruction and KL (nats per example), β and time. At the end it writes the parameters
-        as a safetensors checkpoint in PyTorch's layout (DIR/checkpoint.safetensors).
+        −ELBO, reconstruction and KL (nats per example), β and time. It writes the parameters as a
+        safetensors checkpoint in PyTorch's layout (DIR/checkpoint.safetensors) after every epoch and at
+        the end, with what a resumed run needs beside it (DIR/training-state.safetensors).
+
+        Ctrl-C finishes the current step, writes the checkpoint, says where it is and exits with status
+        130; a second Ctrl-C exits at once. If the loss or a gradient becomes NaN or infinite, training
+        stops with status 1, names the op and the source line where the first such value appeared, and
+        keeps the last good checkpoint.
 
         OPTIONS:
-          --epochs N     train N epochs instead of the model file's
-          --threads N    worker threads for the kernels (default 2)
-          --out DIR      where to write the checkpoint (default runs/<model name>)
+          --epochs N            train N epochs instead of the model file's
+          --threads N           worker threads for the kernels (default 2)
+          --out DIR             where to write the checkpoint (default runs/<model name>, or the
+                                --resume folder)
+          --checkpoint-every N  write the checkpoint every N steps instead of every epoch
+          --resume [DIR]        continue the run whose checkpoint is in DIR (default: the --out folder),
+                                bit for bit as if it had not stopped
         """,
         "bench": """
         USAGE: vaec bench MODEL.vae|PROGRAM.vaek [--batch N] [--threads N] [--steps N] [--warmup N] [--stages]
@@ -193,5 +204,5 @@ enum Help {
         """,
     ]
 
-    static var passList: String { Compiler.passes.map(\.name).joined(separator: ", ") }
+    static var passList: String { Compiler.passNames.joined(separator: ", ") }
 }

@@ -34,21 +34,23 @@ enum RunCommand {
         }
         let trainer = try Trainer(program: program, train: train, test: test, options: options)
         let outDirectory = args.options["--out"] ?? resume.map { $0 ?? "runs/\(model.name)" } ?? "runs/\(model.name)"
+        let checkpoint = (outDirectory as NSString).appendingPathComponent(Checkpoint.fileName)
+        /// The newest checkpoint on disk that holds good parameters, for the messages.
+        var kept: (path: String, epoch: Int, step: Int)?
         if let resume {
             let from = resume ?? outDirectory
             try TrainingState.resume(trainer, from: from)
-            print("resuming \(model.name) from \(from): \(trainer.epoch) of \(trainer.epochs) epochs done, step \(trainer.step)")
+            kept = ((from as NSString).appendingPathComponent(Checkpoint.fileName), trainer.epoch, trainer.step)
+            print("resuming \(model.name) from \(from): step \(trainer.step), \(position(of: trainer))")
         }
         // From here on, Ctrl-C stops at the next step boundary with a checkpoint.
         Interrupts.install()
         print("objective: \(WeightingReport.summary(model))")
         print("training \(model.name): \(train.count) examples, batch \(model.train.batch), \(trainer.epochs) epoch\(trainer.epochs == 1 ? "" : "s"), \(trainer.parameters.totalCount) parameters, \(options.threads) thread\(options.threads == 1 ? "" : "s")")
 
-        let checkpoint = (outDirectory as NSString).appendingPathComponent(Checkpoint.fileName)
-        var lastCheckpoint: (epoch: Int, step: Int)?
         func save(_ trainer: Trainer) throws {
             try TrainingState.save(trainer, to: outDirectory)
-            lastCheckpoint = (trainer.epoch, trainer.step)
+            kept = (checkpoint, trainer.epoch, trainer.step)
         }
         let start = Date()
         let outcome: Trainer.Outcome
@@ -58,12 +60,10 @@ enum RunCommand {
                                         checkpoint: save)
         } catch let error as NonFiniteValueError {
             var message = "error: \(error)\nThe parameters were not updated with the failing step. "
-            if let last = lastCheckpoint {
-                message += "The last good checkpoint is kept: \(checkpoint) (epoch \(last.epoch), step \(last.step))."
-            } else if resume != nil {
-                message += "The checkpoint this run resumed from is kept: \(checkpoint)."
+            if let kept {
+                message += "The last good checkpoint is kept: \(kept.path) (step \(kept.step), \(kept.epoch) epoch\(kept.epoch == 1 ? "" : "s") done)."
             } else {
-                message += "No checkpoint was written before the failure."
+                message += "No checkpoint was written before the failure (use --checkpoint-every N to write one every N steps)."
             }
             if let origin = error.origin, origin.line > 0 {
                 message += "\nLook at line \(origin.line): an overflowing exp, a log or sqrt of a non-positive value, a division by zero or a learning rate that is too large are the usual causes."
@@ -73,11 +73,12 @@ enum RunCommand {
         }
         if outcome == .stopped && Interrupts.requested {
             try save(trainer)
-            print("interrupted: stopped after step \(trainer.step) (\(position(of: trainer))). The checkpoint is in \(outDirectory); continue with: vaec run \(path) --resume \(outDirectory)")
+            print("interrupted: training stopped after step \(trainer.step) (\(position(of: trainer))) and wrote its checkpoint to \(checkpoint).")
+            print("Continue with: vaec run \(path) --resume \(outDirectory)")
             exit(130)
         }
         Interrupts.uninstall()
-        if lastCheckpoint?.step != trainer.step || lastCheckpoint?.epoch != trainer.epoch { try save(trainer) }
+        if kept?.path != checkpoint || kept?.step != trainer.step || kept?.epoch != trainer.epoch { try save(trainer) }
         print(String(format: "done in %.2f s; checkpoint: %@", Date().timeIntervalSince(start), checkpoint))
     }
 

@@ -25,9 +25,10 @@ enum SweepCommand {
             program = try Compiler.compile(path: path).program
         }
         let model = program.model
-        // Measured on this 2-core machine (samples/mnist.vae, 5 β × 3 epochs): two trainings at once with
-        // one kernel thread each finish sooner than one at a time with two threads, whose GEMMs on
-        // batches of 128 do not keep both cores busy.
+        _ = try BetaSweep.program(program, beta: betas[0])   // refuses objectives without a single β, before any work
+        // Measured on this 2-core machine (samples/mnist.vae, 5 β × 3 epochs, three rounds alternating,
+        // other work running): two trainings at once with one kernel thread each took 3.9–5.1 s, one at a
+        // time with two threads 5.0–5.8 s: the small kernels of a batch of 128 do not keep two cores busy.
         let jobs = try args.integer("--jobs", in: 1...64) ?? 2
         let threads = try args.integer("--threads", in: 1...64) ?? 1
         let epochs = try args.integer("--epochs", in: 1...1_000_000)

@@ -135,33 +135,46 @@ final class EvaluationTests: XCTestCase {
         for url in models {
             let program: CompiledProgram
             do { program = try Compiler.compile(path: url.path).program } catch { continue }   // e.g. deliberately broken samples
-            let model = program.model
-            likelihoods.insert(model.likelihood.summary)
-            let batch = 2
-            let data = EvaluationPoint.syntheticDataset(for: model, rows: batch, seed: 4)
-            let point = try EvaluationPoint.load(model: model, checkpoint: nil, data: data, rows: 0..<batch, noise: .seeded(9))
-            let full = try GraphEvaluator(graph: program.graph, point: point,
-                                          outputs: [OutputName.reconstruction, OutputName.posteriorMean,
-                                                    OutputName.posteriorLogVariance, OutputName.decoderOutput])
-            full.run()
-            let mu = full.values(OutputName.posteriorMean), logVariance = full.values(OutputName.posteriorLogVariance)
-            let z = (0..<mu.count).map { mu[$0] + Float(Foundation.exp(0.5 * Double(logVariance[$0]))) * point.noise[$0] }
-            let decoder = try Decoder(model: model, parameters: point.parameters)
-            var nll = [Double](repeating: 0, count: batch)
-            try point.input.withUnsafeBufferPointer { x in
-                try z.withUnsafeBufferPointer { zp in
-                    try nll.withUnsafeMutableBufferPointer { try decoder.negativeLogLikelihood(x: x.baseAddress!, z: zp.baseAddress!, rows: batch, into: $0.baseAddress!) }
-                }
-            }
-            let expected = Double(full.scalar(OutputName.reconstruction))
-            XCTAssertEqual(nll.reduce(0, +), expected, accuracy: 1e-4 * max(1, abs(expected)), url.lastPathComponent)
-            let means = try decoder.means(z)
-            let graphMeans = full.values(OutputName.decoderOutput).map { model.likelihood.mean(ofDecoderOutput: $0) }
-            XCTAssertEqual(means.count, graphMeans.count)
-            let worst = zip(means, graphMeans).map { abs($0 - $1) }.max() ?? .nan
-            XCTAssertLessThan(worst, 1e-4, url.lastPathComponent)
+            likelihoods.insert(program.model.likelihood.summary)
+            try assertDecoderAgrees(program, url.lastPathComponent)
         }
         XCTAssertGreaterThanOrEqual(likelihoods.count, 5, "the samples should cover the likelihoods: \(likelihoods)")
+    }
+
+    func testDecoderGraphWithASampledKLAndASigmaPosterior() throws {
+        // The sampled KL reads ε and z besides the decoder; a σ-parameterised posterior builds z from σ.
+        try assertDecoderAgrees(try TestModels.compile(TestModels.mlp(inputs: 6, hidden: 5, latents: 3, objective: "kl: sampled")).program, "sampled KL")
+        let sigmaPosterior = TestModels.mlp(inputs: 6, hidden: 5, latents: 3)
+            .replacingOccurrences(of: "logvar: linear(h, 3)", with: "sigma: softplus(linear(h, 3)) + 0.01")
+        XCTAssertTrue(sigmaPosterior.contains("sigma: softplus"))
+        try assertDecoderAgrees(try TestModels.compile(sigmaPosterior).program, "σ posterior")
+    }
+
+    func assertDecoderAgrees(_ program: CompiledProgram, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let model = program.model
+        let batch = 2
+        let data = EvaluationPoint.syntheticDataset(for: model, rows: batch, seed: 4)
+        let point = try EvaluationPoint.load(model: model, checkpoint: nil, data: data, rows: 0..<batch, noise: .seeded(9))
+        let full = try GraphEvaluator(graph: program.graph, point: point,
+                                      outputs: [OutputName.reconstruction, OutputName.posteriorMean,
+                                                OutputName.posteriorLogVariance, OutputName.decoderOutput])
+        full.run()
+        let mu = full.values(OutputName.posteriorMean), logVariance = full.values(OutputName.posteriorLogVariance)
+        let z = (0..<mu.count).map { mu[$0] + Float(Foundation.exp(0.5 * Double(logVariance[$0]))) * point.noise[$0] }
+        let decoder = try Decoder(model: model, parameters: point.parameters)
+        var nll = [Double](repeating: 0, count: batch)
+        try point.input.withUnsafeBufferPointer { x in
+            try z.withUnsafeBufferPointer { zp in
+                try nll.withUnsafeMutableBufferPointer { try decoder.negativeLogLikelihood(x: x.baseAddress!, z: zp.baseAddress!, rows: batch, into: $0.baseAddress!) }
+            }
+        }
+        let expected = Double(full.scalar(OutputName.reconstruction))
+        XCTAssertEqual(nll.reduce(0, +), expected, accuracy: 1e-4 * max(1, abs(expected)), what, file: file, line: line)
+        let means = try decoder.means(z)
+        let graphMeans = full.values(OutputName.decoderOutput).map { model.likelihood.mean(ofDecoderOutput: $0) }
+        XCTAssertEqual(means.count, graphMeans.count, what, file: file, line: line)
+        let worst = zip(means, graphMeans).map { abs($0 - $1) }.max() ?? .nan
+        XCTAssertLessThan(worst, 1e-4, what, file: file, line: line)
     }
 }
 

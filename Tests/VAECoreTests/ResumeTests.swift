@@ -71,6 +71,38 @@ final class ResumeTests: XCTestCase {
         XCTAssertNotEqual(fresh.parameters.values(0), straight.parameters.values(0))
     }
 
+    /// The acceptance test, through the binary: 10 epochs straight and 5 + 5 with `--resume`
+    /// write the same checkpoint bytes and print the same epoch lines (but for the seconds).
+    func testTenEpochsStraightEqualFivePlusFiveThroughTheCLI() throws {
+        let folder = try TestPaths.temporaryFolder(for: self)
+        var rng = RandomSource(seed: 8)
+        let data = (0..<48 * 8).map { _ in rng.nextUniform() < 0.5 ? Float(0) : 1 }
+        try NPYFile.write(float32: data, dims: [48, 8], to: folder.appendingPathComponent("data.npy").path)
+        let model = folder.appendingPathComponent("tiny.vae")
+        try TestModels.mlp(inputs: 8, hidden: 5, latents: 2, activation: "tanh",
+                           train: "data: npy(\"data.npy\")\ntest: npy(\"data.npy\")\nbatch: 16\nepochs: 10\nseed: 2")
+            .write(to: model, atomically: true, encoding: .utf8)
+        let straight = try VAECProcess.run(["run", model.path, "--out", "straight"], in: folder)
+        let first = try VAECProcess.run(["run", model.path, "--epochs", "5", "--out", "cut"], in: folder)
+        let second = try VAECProcess.run(["run", model.path, "--resume", "cut"], in: folder)
+        for r in [straight, first, second] { XCTAssertEqual(r.status, 0, r.stderr) }
+        XCTAssertTrue(second.stdout.contains("resuming tiny from cut"), second.stdout)
+        /// The figures of each epoch line: from "train" up to the time at its end.
+        func epochLines(_ text: String) -> [String] {
+            text.split(separator: "\n").filter { $0.hasPrefix("epoch") }.compactMap { line in
+                guard let train = line.range(of: "train"), let time = line.range(of: "  ", options: .backwards) else { return nil }
+                return String(line[train.lowerBound..<time.lowerBound])
+            }
+        }
+        let lines = epochLines(straight.stdout)
+        XCTAssertEqual(lines.count, 10)
+        XCTAssertEqual(lines, epochLines(first.stdout) + epochLines(second.stdout))
+        for name in [Checkpoint.fileName] {
+            XCTAssertEqual(try Data(contentsOf: folder.appendingPathComponent("straight/" + name)),
+                           try Data(contentsOf: folder.appendingPathComponent("cut/" + name)))
+        }
+    }
+
     func testAStopMidEpochResumesBitForBit() throws {
         let program = try Self.program()
         let folder = try TestPaths.temporaryFolder(for: self).path

@@ -97,6 +97,20 @@ final class RobustnessTests: XCTestCase {
                        [Checkpoint.fileName, TrainingState.fileName], "no temporary files are left behind")
     }
 
+    /// samples/nan_demo.vae does what its comment says: fails at step 2 in the exp of line 22 and keeps
+    /// the checkpoint of step 1.
+    func testTheNaNDemoSampleFailsAtItsExpAndKeepsStepOne() throws {
+        let out = try TestPaths.temporaryFolder(for: self).appendingPathComponent("out").path
+        let sample = TestPaths.samples.appendingPathComponent("nan_demo.vae").path
+        let result = try VAECProcess.run(["run", sample, "--checkpoint-every", "1", "--out", out])
+        XCTAssertEqual(result.reason, .exit)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        for part in ["training stopped at step 2", "= exp (decoder.h)", "line 22 of", "h = exp(linear(z, 64))", "(step 1, 0 epochs done)"] {
+            XCTAssertTrue(result.stderr.contains(part), "'\(part)' missing from: \(result.stderr)")
+        }
+        XCTAssertEqual(try SafeTensors.read(path: out + "/" + Checkpoint.fileName).metadata["step"], "1")
+    }
+
     static func number(after prefix: String, in text: String) -> Int? {
         guard let range = text.range(of: prefix) else { return nil }
         return Int(text[range.upperBound...].prefix { $0.isNumber })

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Text form of the lowering stages, for `vaec compile --dump-after fuse|stage|plan`.
 public enum Lowering {
     /// The lowering passes after the graph passes, in order.
@@ -47,7 +49,7 @@ public enum Lowering {
 
     static func kib(_ floats: Int) -> String {
         let bytes = Double(floats * 4)
-        return bytes >= 1 << 20 ? String(format: "%.2f MiB", bytes / Double(1 << 20)) : String(format: "%.1f KiB", bytes / 1024)
+        return bytes >= 1_048_576 ? String(format: "%.2f MiB", bytes / 1_048_576) : String(format: "%.1f KiB", bytes / 1024)
     }
 
     static func summary(_ kernel: Kernel, _ graph: Graph, batch: Int) -> String {

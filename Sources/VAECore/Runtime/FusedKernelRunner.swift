@@ -99,7 +99,7 @@ final class FusedKernelRunner {
             case .unary(let op, let d, let s):
                 Self.unary(op, reg(d), reg(s), vectors, n)
             case .binary(let op, let d, let a, let b):
-                Self.binary(op, reg(d), reg(a), reg(b), vectors)
+                VectorMath.apply(op, reg(a), reg(b), reg(d), vectors: vectors)
             case .copy(let d, let s):
                 let dst = reg(d), src = reg(s)
                 for v in 0..<vectors { VectorMath.store(VectorMath.load(src + 16 * v), dst + 16 * v) }
@@ -159,44 +159,8 @@ final class FusedKernelRunner {
         return VectorMath.sum(acc)
     }
 
-    @inline(__always) static func map(_ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ vectors: Int,
-                                      _ f: (V) -> V) {
-        for v in 0..<vectors { VectorMath.store(f(VectorMath.load(s + 16 * v)), d + 16 * v) }
-    }
-
-    @inline(__always) static func map(_ d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                                      _ vectors: Int, _ f: (V, V) -> V) {
-        for v in 0..<vectors { VectorMath.store(f(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v)), d + 16 * v) }
-    }
-
     static func unary(_ op: Op, _ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ vectors: Int, _ n: Int) {
-        switch op {
-        case .negate: map(d, s, vectors) { -$0 }
-        case .exp: map(d, s, vectors, VectorMath.exp)
-        case .log: map(d, s, vectors, VectorMath.log)
-        case .square: map(d, s, vectors) { $0 * $0 }
-        case .sqrt: map(d, s, vectors, VectorMath.sqrt)
-        case .abs: map(d, s, vectors, VectorMath.abs)
-        case .relu: map(d, s, vectors, VectorMath.relu)
-        case .sigmoid: map(d, s, vectors, VectorMath.sigmoid)
-        case .tanh: map(d, s, vectors, VectorMath.tanh)
-        case .softplus: map(d, s, vectors, VectorMath.softplus)
-        case .positiveStep: map(d, s, vectors) { V(repeating: 0).replacing(with: 1, where: $0 .> 0) }
-        case .sign: map(d, s, vectors) { VectorMath.unary(.sign, $0) }
-        default:
-            // Special functions, lane by lane in Double (only the block's own lanes).
-            for i in 0..<n { d[i] = VectorMath.scalarSpecial(op, s[i]) }
-        }
-    }
-
-    static func binary(_ op: Op, _ d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                       _ vectors: Int) {
-        switch op {
-        case .add: map(d, a, b, vectors, +)
-        case .subtract: map(d, a, b, vectors, -)
-        case .multiply: map(d, a, b, vectors, *)
-        case .divide: map(d, a, b, vectors, /)
-        default: map(d, a, b, vectors) { VectorMath.binary(.maximum, $0, $1) }
-        }
+        // Whole vectors (the registers have room); the special functions only on the block's own lanes.
+        VectorMath.apply(op, s, d, VectorFunctions.unary(op) == nil ? n : 16 * vectors)
     }
 }
