@@ -51,6 +51,8 @@ VAEC_FUZZ_WRITE_SEEDS="$PWD/$work/seeds" SWIFT_BACKTRACE=enable=no "$binary" -ru
 echo "seeds: $(ls "$work/seeds" | wc -l) files"
 
 export SWIFT_BACKTRACE=enable=no
+# Leaks are not crashes: LeakSanitizer would only report them at exit (and turn that into a finding).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 export VAEC_FUZZ_TARGET="$target"
 "$binary" "$work/corpus" "$work/seeds" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -detect_leaks=0 -artifact_prefix="$work/findings/" -print_final_stats=1 \

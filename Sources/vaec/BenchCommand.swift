@@ -69,9 +69,13 @@ enum BenchCommand {
         let shares = (parts + [("other", other)]).map { String(format: "%@ %.1f%%", $0.0, 100 * $0.1 / total) }
         print("time by kernel: " + shares.joined(separator: ", "))
         if args.flags.contains("--stages") {
-            for (name, seconds) in zip(profile.stageNames, profile.stages) {
-                print(String(format: "  %8.1f µs  %@", seconds / Double(max(profile.runs, 1)) * 1e6, name))
+            print("  mean µs   min µs  stage")
+            for (i, name) in profile.stageNames.enumerated() {
+                print(String(format: "  %7.1f  %7.1f  %@", profile.stages[i] / Double(max(profile.runs, 1)) * 1e6,
+                             profile.stageMinimum[i] * 1e6, name))
             }
+            let floor = profile.stageMinimum.reduce(0, +)
+            print(String(format: "  sum of the minima: %.2f ms (the step without interference, before data and update)", floor * 1e3))
         }
     }
 

@@ -75,11 +75,19 @@ struct InspectTarget {
         return a..<b
     }
 
-    /// `--noise zero` or `--noise SEED` (default: the model's training seed).
+    /// `--noise zero`, `--noise SEED` or `--noise FILE.npy` (rows × latent features; default: the model's training seed).
     func noise(_ args: Arguments) throws -> EvaluationPoint.Noise {
         guard let text = args.options["--noise"] else { return .seeded(program.model.train.seed) }
         if text == "zero" { return .zero }
-        guard let seed = UInt64(text) else { throw UsageError("--noise takes 'zero' or a seed (a whole number), not '\(text)'") }
+        if text.hasSuffix(".npy") {
+            let file = try NPYFile.read(path: text)
+            let latents = program.model.latent.featureCount
+            guard file.dims.count == 2, file.dims[1] == latents else {
+                throw UsageError("\(text) holds noise of shape \(file.dims), but ε is [rows, \(latents)]")
+            }
+            return .values(file.values, source: text)
+        }
+        guard let seed = UInt64(text) else { throw UsageError("--noise takes 'zero', a seed (a whole number) or FILE.npy, not '\(text)'") }
         return .seeded(seed)
     }
 

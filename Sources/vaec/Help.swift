@@ -17,6 +17,8 @@ enum Help {
       eval      Measure a trained model: −ELBO, rate, distortion, active units, the IWAE bound
       report    Write the HTML report of a run: curves, pictures, numbers, the model
       sweep     Train at several β and draw the rate–distortion curve
+      export    Write the model as a PyTorch or JAX module (loss, checkpoints, training step)
+      import    Turn parameters trained elsewhere (safetensors) into a vaec checkpoint
       help      Show help for a command
 
     Run 'vaec help <command>' for a command's options.
@@ -42,7 +44,7 @@ enum Help {
         """,
         "run": """
         USAGE: vaec run MODEL.vae|PROGRAM.vaek [--epochs N] [--threads N] [--out DIR]
-                        [--checkpoint-every N] [--resume [DIR]]
+                        [--checkpoint-every N] [--resume [DIR]] [--report DIR | --no-report] [--iw K]
 
         Trains the model with the recipe of its train block: one line per epoch with train and test
         −ELBO, reconstruction and KL (nats per example), β and time. It writes the parameters as a
@@ -62,6 +64,9 @@ enum Help {
           --checkpoint-every N  write the checkpoint every N steps instead of every epoch
           --resume [DIR]        continue the run whose checkpoint is in DIR (default: the --out folder),
                                 bit for bit as if it had not stopped
+          --report DIR          where to write the HTML report (default DIR/report beside the checkpoint)
+          --no-report           do not write the report
+          --iw K                add the importance-weighted bound with K samples to the report
         """,
         "bench": """
         USAGE: vaec bench MODEL.vae|PROGRAM.vaek [--batch N] [--threads N] [--steps N] [--warmup N] [--stages]
@@ -95,7 +100,7 @@ enum Help {
         """,
         "grad": """
         USAGE: vaec grad MODEL.vae|PROGRAM.vaek [--checkpoint C] [--data D] [--scale X] [--rows A:B]
-                         [--noise zero|SEED] [--values] [--out G.safetensors]
+                         [--noise zero|SEED|FILE.npy] [--values] [--out G.safetensors]
 
         Evaluates the compiled loss and gradient on rows of a data set and prints the loss and a table
         of gradient norms per parameter. With --values it prints every evaluated IR line with the min,
@@ -109,7 +114,7 @@ enum Help {
           --scale X        multiply the data by X
           --rows A:B       rows A to B−1 of the data (default: the first training batch)
           --noise zero|N   ε = 0 so z = μ (comparable with another framework exactly), or the seed of ε
-                           (default: the model's training seed)
+                           (default: the model's training seed), or FILE.npy: ε itself, [rows, latents]
           --values         print every value's statistics instead of the norm table
           --out G          write the gradients as safetensors under the parameters' names
         """,
@@ -179,6 +184,36 @@ enum Help {
           --iw K           samples of the importance-weighted bound (default 100; 0 skips it)
           --threads N      worker threads (default 2)
           --seed S         seed of the posterior samples and of the prior samples pictured
+        """,
+        "export": """
+        USAGE: vaec export MODEL.vae|PROGRAM.vaek --to pytorch|jax [-o FILE.py]
+
+        Writes the model as a readable Python module for PyTorch (an nn.Module) or JAX (a parameter
+        pytree and pure functions): the encoder and decoder under the model file's names and with its
+        comments, parameters keyed by vaec's checkpoint names, the likelihood, KL, reductions and β
+        schedule exactly as vaec compiles them (float32, term for term), load_vaec_checkpoint and
+        save_vaec_checkpoint (vaec's safetensors format, no extra package), loss_and_grads, train_step
+        and a training loop with the model file's recipe ('python FILE.py'). scripts/export/ has the
+        equivalence check against 'vaec grad' and a DistributedDataParallel trainer.
+
+        OPTIONS:
+          --to TARGET   pytorch or jax
+          -o FILE       where to write the module (default MODEL_TARGET.py in the current folder)
+        """,
+        "import": """
+        USAGE: vaec import CHECKPOINT.safetensors --model MODEL.vae|PROGRAM.vaek -o OUT.safetensors [--step N] [--epoch N]
+
+        Checks parameters trained elsewhere (a safetensors file written by an exported module, or by
+        PyTorch from a state_dict under vaec's names) against the model, every name and shape, and writes
+        them as a vaec checkpoint for 'vaec eval', 'vaec report' and 'vaec grad'. A 'module.' prefix
+        (DistributedDataParallel) or '_orig_mod.' prefix (torch.compile) on every name is removed. A
+        file that is already a vaec checkpoint has its checksum verified first.
+
+        OPTIONS:
+          --model MODEL   the model the parameters belong to
+          -o OUT          where to write the vaec checkpoint
+          --step N        the training step to record (default: the file's metadata, else 0)
+          --epoch N       the epoch to record (default: the file's metadata, else 0)
         """,
         "sweep": """
         USAGE: vaec sweep MODEL.vae|PROGRAM.vaek --beta B1,B2,… [--epochs N] [--out DIR] [--jobs J] [--threads T]

@@ -5,7 +5,8 @@ enum RunCommand {
     static func run(_ words: ArraySlice<String>) throws {
         if words.contains("--help") { print(Help.commands["run"]!); return }
         let (rest, resume) = try resumeOption(words)
-        let args = try Arguments(rest, valued: ["--epochs", "--threads", "--out", "--checkpoint-every"], flags: [])
+        let args = try Arguments(rest, valued: ["--epochs", "--threads", "--out", "--checkpoint-every", "--report", "--iw"],
+                                 flags: ["--no-report"])
         guard args.positional.count == 1, let path = args.positional.first else {
             throw UsageError("run takes one model: vaec run MODEL.vae (or PROGRAM.vaek)")
         }
@@ -30,7 +31,8 @@ enum RunCommand {
         let train = try Dataset.load(trainSource, relativeTo: directory, input: model.input)
         let test = try model.train.test.map { try Dataset.load($0, relativeTo: directory, input: model.input) }
         for data in [train] + (test.map { [$0] } ?? []) {
-            if let note = try data.check(against: model.likelihood) { print(note) }
+            let note = try data.check(against: model.likelihood)
+            if let note, model.train.binarize == .none { print(note) }
         }
         let trainer = try Trainer(program: program, train: train, test: test, options: options)
         let outDirectory = args.options["--out"] ?? resume.map { $0 ?? "runs/\(model.name)" } ?? "runs/\(model.name)"
@@ -52,11 +54,12 @@ enum RunCommand {
             try TrainingState.save(trainer, to: outDirectory)
             kept = (checkpoint, trainer.epoch, trainer.step)
         }
+        let isGECO: Bool = { if case .geco = model.objective.beta { return true } else { return false } }()
         let start = Date()
         let outcome: Trainer.Outcome
         do {
             outcome = try trainer.train(checkpointEvery: checkpointEvery, shouldStop: { Interrupts.requested },
-                                        afterEpoch: { report in print(format(report, of: trainer.epochs)); return true },
+                                        afterEpoch: { report in print(format(report, of: trainer.epochs, isGECO: isGECO)); return true },
                                         checkpoint: save)
         } catch let error as NonFiniteValueError {
             var message = "error: \(error)\nThe parameters were not updated with the failing step. "
@@ -80,6 +83,14 @@ enum RunCommand {
         Interrupts.uninstall()
         if kept?.path != checkpoint || kept?.step != trainer.step || kept?.epoch != trainer.epoch { try save(trainer) }
         print(String(format: "done in %.2f s; checkpoint: %@", Date().timeIntervalSince(start), checkpoint))
+        if !args.flags.contains("--no-report") {
+            // The report's IWAE bound costs about a second on the sample with 100 samples: opt-in via --iw.
+            let iw = try args.integer("--iw", in: 0...100_000) ?? 0
+            let written = try RunReport.write(program: program, parameters: trainer.parameters, history: trainer.history,
+                                              data: test ?? train, to: args.options["--report"] ?? RunReport.directory(forRun: outDirectory),
+                                              options: .init(iwSamples: iw, threads: options.threads, checkpoint: checkpoint))
+            print("report: \(written.index)")
+        }
     }
 
     /// `--resume` takes an optional directory: the next word when it is not an option or a model
@@ -116,14 +127,17 @@ enum RunCommand {
         return "epoch \(trainer.epoch + 1) of \(trainer.epochs), batch \(done) of \(trainer.stepsPerEpoch)"
     }
 
-    static func format(_ r: EpochReport, of epochs: Int) -> String {
+    /// Per-epoch line; β is the effective β in force at the epoch's last step (1/λ under GECO).
+    static func format(_ r: EpochReport, of epochs: Int, isGECO: Bool = false) -> String {
         let width = String(epochs).count
         var line = String(format: "epoch %\(width)d/%d  train -ELBO %.2f (recon %.2f, KL %.2f)", r.epoch, epochs,
                           r.trainELBO, r.trainReconstruction, r.trainKL)
         if let elbo = r.testELBO, let rec = r.testReconstruction, let kl = r.testKL {
             line += String(format: "  test -ELBO %.2f (recon %.2f, KL %.2f)", elbo, rec, kl)
         }
-        line += String(format: "  beta %g  %.2f s", r.beta, r.seconds)
+        line += String(format: "  beta %g", r.beta)
+        if isGECO { line += String(format: " (lambda %g)", 1 / r.beta) }
+        line += String(format: "  %.2f s", r.seconds)
         return line
     }
 

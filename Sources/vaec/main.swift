@@ -43,6 +43,10 @@ do {
         try SweepCommand.run(rest)
     case "report":
         try ReportCommand.run(rest)
+    case "export":
+        try ExportCommand.run(rest)
+    case "import":
+        try ImportCommand.run(rest)
     default:
         throw UsageError("unknown command '\(command)'; see 'vaec --help'")
     }

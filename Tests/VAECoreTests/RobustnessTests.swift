@@ -160,21 +160,22 @@ final class RobustnessTests: XCTestCase {
     }
 
     func testASecondCtrlCExitsAtOnce() throws {
-        // Steps of a 256-256 layer in a debug build take long enough that the second Ctrl-C arrives
-        // while the first is still waiting for its step to finish.
+        // A step of this model (512-2048-2-2048-512, batch 256: about 3 GFLOP) takes tens of
+        // milliseconds even in a release build, seconds in a debug one, so the second Ctrl-C, 5 ms
+        // after the first, arrives while the first is still waiting for its step to finish.
         let folder = try TestPaths.temporaryFolder(for: self)
-        let model = Self.tinyBinaryModel.replacingOccurrences(of: "[8]", with: "[256]")
-            .replacingOccurrences(of: "linear(x, 6)", with: "linear(x, 256)")
-            .replacingOccurrences(of: "linear(z, 8)", with: "linear(z, 256)")
-            .replacingOccurrences(of: "batch: 16", with: "batch: 128")
+        let model = Self.tinyBinaryModel.replacingOccurrences(of: "[8]", with: "[512]")
+            .replacingOccurrences(of: "linear(x, 6)", with: "linear(x, 2048)")
+            .replacingOccurrences(of: "linear(z, 8)", with: "linear(relu(linear(z, 2048)), 512)")
+            .replacingOccurrences(of: "batch: 16", with: "batch: 256")
         var rng = RandomSource(seed: 8)
-        let data = (0..<256 * 256).map { _ in rng.nextUniform() < 0.5 ? Float(0) : 1 }
-        let url = try Self.write(model, data: data, features: 256, to: folder)
+        let data = (0..<256 * 512).map { _ in rng.nextUniform() < 0.5 ? Float(0) : 1 }
+        let url = try Self.write(model, data: data, features: 512, to: folder)
         let running = try VAECProcess.start(["run", url.path, "--out", "out", "--threads", "1"], in: folder)
         XCTAssertTrue(running.waitForOutput(containing: "training tiny", timeout: 60), running.stdoutSoFar)
         usleep(200_000)
         running.process.interrupt()
-        usleep(20_000)
+        usleep(5_000)
         running.process.interrupt()
         let result = running.finish()
         XCTAssertEqual(result.reason, .exit)

@@ -122,8 +122,7 @@ public enum Exporter {
         w.line("PRIOR_MEAN, PRIOR_STD = \(Python.number(mean)), \(Python.number(std))", comment: "p(z) = N(mean, std²)")
         w.blank()
         let objective = model.objective
-        if let written = plan.settings.isEmpty ? nil : "" { _ = written }
-        w.line("# objective {", carrying: (plan.carried("objective").before, plan.carried("objective").trailing))
+        w.line("# objective {", carrying: plan.carried("objective"))
         w.line("RECONSTRUCTION = \(Python.string(objective.reconstruction.rawValue))", carrying: plan.carried("objective.reconstruction"))
         w.line("KL = \(Python.string(objective.kl.rawValue))", carrying: plan.carried("objective.kl"))
         w.line("KL_REDUCTION = \(Python.string(objective.klReduction.rawValue))", carrying: plan.carried("objective.kl_reduction"))

@@ -27,8 +27,11 @@ final class PythonWriter {
         line(text.isEmpty ? "#" : "# " + text)
     }
 
+    /// Ensures `count` blank lines before the next line (none at the very top).
     func blank(_ count: Int = 1) {
-        for _ in 0..<count where lines.last != "" { lines.append("") }
+        guard !lines.isEmpty else { return }
+        let trailing = lines.reversed().prefix { $0.isEmpty }.count
+        for _ in trailing..<max(trailing, count) { lines.append("") }
     }
 
     func indented(_ body: () throws -> Void) rethrows {

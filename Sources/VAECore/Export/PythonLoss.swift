@@ -114,7 +114,9 @@ struct PythonLoss {
                 if s != 1 { spread = "\(Python.float32(Float(1 / (s * s)))) * (\(spread))" }
                 w.line("spread = \(spread)")
                 let constant = Float(-1 + 2 * Foundation.log(s))
-                w.line("return 0.5 * ((spread + \(Python.float32(constant))) - logvar)")
+                // x + (−c) and x − c are the same IEEE operation; the subtraction reads better.
+                let shifted = constant < 0 ? "spread - \(Python.float32(-constant))" : "spread + \(Python.float32(constant))"
+                w.line("return 0.5 * ((\(shifted)) - logvar)")
             case .sampled:
                 w.docstring("""
                 log q(z|x) − log p(z) per latent dimension at the sampled z (one-sample Monte Carlo); with

@@ -59,7 +59,7 @@ enum PythonRuntime {
                 entries.append(_json_string("__metadata__") + ":{" + ",".join(
                     _json_string(k) + ":" + _json_string(metadata[k]) for k in sorted(metadata)) + "}")
             for name in names:
-                values = np.ascontiguousarray(tensors[name], dtype="<f4")
+                values = np.array(tensors[name], dtype="<f4", order="C")   # keeps a 0-d array 0-d
                 if not np.all(np.isfinite(values)):
                     raise ValueError(f"{path}: tensor {name!r} holds NaN or Inf; vaec checkpoints hold finite values")
                 blob = values.tobytes()
@@ -119,7 +119,7 @@ enum PythonRuntime {
                         "epoch": str(int(epoch)), "step": str(int(step)),
                         \(Python.string(SealedSafeTensors.formatKey)): CHECKPOINT_FORMAT, \(Python.string(SealedSafeTensors.versionKey)): str(CHECKPOINT_FORMAT_VERSION)}
             # The CRC covers the data buffer only, which does not depend on the metadata.
-            data = b"".join(np.ascontiguousarray(tensors[n], dtype="<f4").tobytes() for n in sorted(tensors))
+            data = b"".join(np.array(tensors[n], dtype="<f4", order="C").tobytes() for n in sorted(tensors))
             metadata[\(Python.string(SealedSafeTensors.checksumKey))] = "%08x" % (zlib.crc32(data) & 0xFFFFFFFF)
             write_safetensors(path, tensors, metadata)
         """

@@ -19,6 +19,9 @@ public final class EvaluationPoint {
         case seeded(UInt64)
         /// ε = 0, so z = μ: results that another framework can reproduce exactly.
         case zero
+        /// Given values (rows × latent features, row-major), e.g. from `--noise FILE.npy`: the same ε
+        /// another framework uses.
+        case values([Float], source: String)
     }
 
     public init(model: ModelSpec, parameters: ParameterStore, rows: Range<Int>, input: [Float], noise: Noise,
@@ -33,6 +36,7 @@ public final class EvaluationPoint {
             var random = RandomSource(seed: seed)
             epsilon.withUnsafeMutableBufferPointer { random.fillNormal($0.baseAddress!, count: $0.count) }
         }
+        if case .values(let values, _) = noise, values.count == epsilon.count { epsilon = values }
         self.noise = epsilon
         self.hypers = hypers
         self.provenance = provenance
@@ -77,6 +81,11 @@ public final class EvaluationPoint {
         switch noise {
         case .zero: origin += "; noise zero (z = mean)"
         case .seeded(let seed): origin += "; noise seed \(seed)"
+        case .values(let values, let source):
+            guard values.count == taken.count * model.latent.featureCount else {
+                throw VAECError.usage("\(source) holds \(values.count) noise values, but rows \(taken.lowerBound):\(taken.upperBound) need \(taken.count) × \(model.latent.featureCount) = \(taken.count * model.latent.featureCount)")
+            }
+            origin += "; noise from \(source)"
         }
         return EvaluationPoint(model: model, parameters: parameters, rows: taken, input: input, noise: noise,
                                hypers: hypers, provenance: origin)

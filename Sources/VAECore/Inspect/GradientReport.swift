@@ -72,6 +72,9 @@ public struct GradientReport {
         for g in gradients { file.tensors[g.parameter.name] = SafeTensors.Tensor(shape: g.parameter.dims, values: g.values) }
         file.metadata = ["format": "vaec-gradients", "vaec_version": VAECVersion.current, "model": point.model.name,
                          "loss": "\(loss)", "rows": "\(point.rows.lowerBound):\(point.rows.upperBound)", "source": point.provenance]
+        // What another framework needs to recompute the same loss (scripts/export/equivalence.py reads them).
+        file.metadata["hypers"] = hypers.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
+        if let r = reconstructionPerExample, let k = klPerExample { (file.metadata["reconstruction"], file.metadata["kl"]) = ("\(r)", "\(k)") }
         try file.write(to: path)
     }
 

@@ -87,6 +87,14 @@ enum Fusion {
             }
         }
 
+        // Kernels over the same domain with no path between them (e.g. the per-example sums that end
+        // the likelihood and the KL) can run as one: fewer kernel starts, one pass over their inputs.
+        var byDomain: [Shape: [Int]] = [:]
+        for v in ids where !isLeaf(v) && !isMatrix(v) && find(v) == v { byDomain[domain(v)!, default: []].append(v) }
+        for (_, clusters) in byDomain.sorted(by: { $0.value[0] < $1.value[0] }) {
+            for (i, a) in clusters.enumerated() { for b in clusters[(i + 1)...] { tryMerge(a, b) } }
+        }
+
         // Order the kernels: Kahn's algorithm, taking the ready kernel with the smallest first node so
         // the program follows the source order where it can.
         let roots = ids.filter { !isLeaf($0) && find($0) == $0 }

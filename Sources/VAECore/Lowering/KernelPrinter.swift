@@ -78,6 +78,7 @@ public enum Lowering {
                 case .unary(let op, let d, let s): text += "r\(d) = \(op.mnemonic) r\(s)"
                 case .binary(let op, let d, let a, let b): text += "r\(d) = \(op.mnemonic) r\(a), r\(b)"
                 case .copy(let d, let s): text += "r\(d) = r\(s)"
+                case .softplusSigmoid(let a, let b, let s): text += "r\(a), r\(b) = softplus, sigmoid r\(s)"
                 case .store(let r, let slot): text += "store r\(r) → %\(f.stores[slot])"
                 case .rowSum(let r, let slot): text += "sum_features r\(r) → %\(f.rowSums[slot])"
                 case .columnSum(let r, let slot): text += "sum_batch r\(r) → %\(f.columnSums[slot])"

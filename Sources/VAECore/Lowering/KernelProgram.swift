@@ -21,6 +21,8 @@ enum Instruction: Equatable, Sendable {
     case binary(Op, Int, Int, Int)
     /// destination ← source
     case copy(Int, Int)
+    /// (softplus, sigmoid) ← both of source with one exp (`VectorMath.softplusAndSigmoid`)
+    case softplusSigmoid(Int, Int, Int)
     /// stores[slot] ← register (the value is needed outside the kernel)
     case store(Int, slot: Int)
     /// rowSums[slot][row] (+)= Σ over the block's columns of the register (sum_features)
@@ -127,6 +129,7 @@ enum Kernel: Sendable {
             let ops = f.code.reduce(0) { n, ins in
                 switch ins {
                 case .unary, .binary, .rowSum, .columnSum: return n + 1
+                case .softplusSigmoid: return n + 2
                 case .load, .store, .copy: return n
                 }
             }

@@ -38,6 +38,15 @@ enum RegisterProgram {
             return r
         }
 
+        // softplus(x) and sigmoid(x) of the same x (the Bernoulli likelihood and its gradient) share
+        // their exp: both are computed where the first of them is.
+        var partner: [ValueID: ValueID] = [:]
+        for v in nodes where graph[v].op == .softplus {
+            if let w = nodes.first(where: { graph[$0].op == .sigmoid && graph[$0].operands == graph[v].operands }) {
+                partner[v] = w; partner[w] = v
+            }
+        }
+
         for (i, v) in nodes.enumerated() {
             let node = graph[v]
             let sources = node.operands.map(operand)
@@ -69,6 +78,15 @@ enum RegisterProgram {
                     let r = allocate()
                     kernel.code.append(.copy(r, sources[0]))
                     registerOf[v] = r
+                }
+            case .softplus where partner[v] != nil, .sigmoid where partner[v] != nil:
+                free.append(contentsOf: dying)
+                if registerOf[v] == nil {   // the first of the pair: compute both
+                    let w = partner[v]!
+                    registerOf[v] = allocate()
+                    registerOf[w] = allocate()
+                    let (s, g) = node.op == .softplus ? (registerOf[v]!, registerOf[w]!) : (registerOf[w]!, registerOf[v]!)
+                    kernel.code.append(.softplusSigmoid(s, g, sources[0]))
                 }
             default:
                 free.append(contentsOf: dying)

@@ -9,16 +9,7 @@ public enum SizeLimits {
     public static let maxParameters = 1 << 28
 
     /// The product of dimensions, nil when it overflows or a dimension is negative.
-    public static func product(_ dims: [Int]) -> Int? {
-        var total = 1
-        for d in dims {
-            guard d >= 0 else { return nil }
-            let (p, overflow) = total.multipliedReportingOverflow(by: d)
-            if overflow { return nil }
-            total = p
-        }
-        return total
-    }
+    public static func product(_ dims: [Int]) -> Int? { FormatMath.product(dims) }
 
     /// Whether `dims` hold at most `limit` values (false on overflow).
     public static func fits(_ dims: [Int], within limit: Int) -> Bool { product(dims).map { $0 <= limit } ?? false }

@@ -26,7 +26,9 @@ public final class Executable {
     private var owned: [UnsafeMutablePointer<Float>] = []
     /// Nodes whose buffers belong to the caller (parameters, input, noise).
     private var bound: Set<ValueID> = []
-    private var hyperValues: [String: Float] = [:]
+    /// The batch-size hypers are known here, so no caller has to remember them: `1/batch` (batch mean)
+    /// and `batch` (batch sum).
+    private lazy var hyperValues: [String: Float] = ["1/batch": 1 / Float(batch), "batch": Float(batch)]
     private let hypers: [(name: String, pointer: UnsafeMutablePointer<Float>)]
     private let pinned: UnsafeMutablePointer<Float>
     private let pinnedOffsets: [ValueID: Int]
@@ -137,6 +139,7 @@ public final class Executable {
         if profiling {
             if profile.stages.count != stages.count {
                 profile.stages = Array(repeating: 0, count: stages.count)
+                profile.stageMinimum = Array(repeating: .infinity, count: stages.count)
                 profile.stageNames = staging.stages.map { stage in
                     stage.kernels.map { describe(program.kernels[$0]) }.joined(separator: " | ") + (stage.split ? " (split)" : "")
                 }
@@ -147,6 +150,7 @@ public final class Executable {
                 let seconds = KernelProfile.now() - start
                 profile.add(stage.kind, seconds)
                 profile.stages[i] += seconds
+                profile.stageMinimum[i] = min(profile.stageMinimum[i], seconds)
             }
             profile.runs += 1
         } else {
@@ -197,7 +201,10 @@ public final class Executable {
                         let threads = self.threads
                         tasks.append { _ in call.run(threads: threads) }
                     } else {
-                        for piece in call.pieces(stage.split ? threads : 1) { tasks.append { _ in piece.run(threads: 1) } }
+                        // More pieces than threads, claimed dynamically: a thread that starts late (the
+                        // machine is shared) takes fewer, instead of the stage waiting for its share.
+                        let pieces = threads == 1 ? 1 : stage.split ? Self.splitPieces * threads : Self.pairPieces
+                        for piece in call.pieces(pieces) { tasks.append { _ in piece.run(threads: 1) } }
                     }
                 case .fused(let f):
                     kind = .elementwise
@@ -222,6 +229,9 @@ public final class Executable {
     /// or one call with the GEMM's own threading (`VAEC_GEMM=internal`, for comparison).
     enum GEMMSplit { case pieces, `internal` }
     static let gemmSplit: GEMMSplit = ProcessInfo.processInfo.environment["VAEC_GEMM"] == "internal" ? .internal : .pieces
+    /// Pieces per thread of a product alone in its stage, and pieces of each product of a pair.
+    static let splitPieces = Int(ProcessInfo.processInfo.environment["VAEC_SPLIT_PIECES"] ?? "") ?? 2
+    static let pairPieces = Int(ProcessInfo.processInfo.environment["VAEC_PAIR_PIECES"] ?? "") ?? 2
 
     // MARK: The plain interpreter
 
@@ -306,6 +316,8 @@ public struct KernelProfile: Sendable {
     public var runs = 0
     /// Seconds per stage of the kernel program, and what each stage runs.
     public internal(set) var stages: [Double] = []
+    /// The fastest run of each stage (robust to other processes on a shared machine).
+    public internal(set) var stageMinimum: [Double] = []
     public internal(set) var stageNames: [String] = []
 
     mutating func add(_ kind: Kind, _ s: Double) { seconds[kind, default: 0] += s }

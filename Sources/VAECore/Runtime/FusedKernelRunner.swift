@@ -100,6 +100,13 @@ final class FusedKernelRunner {
                 Self.unary(op, reg(d), reg(s), vectors, n)
             case .binary(let op, let d, let a, let b):
                 VectorMath.apply(op, reg(a), reg(b), reg(d), vectors: vectors)
+            case .softplusSigmoid(let ds, let dg, let s):
+                let src = reg(s), softplus = reg(ds), sigmoid = reg(dg)
+                for v in 0..<vectors {
+                    let (a, b) = VectorMath.softplusAndSigmoid(VectorMath.load(src + 16 * v))
+                    VectorMath.store(a, softplus + 16 * v)
+                    VectorMath.store(b, sigmoid + 16 * v)
+                }
             case .copy(let d, let s):
                 let dst = reg(d), src = reg(s)
                 for v in 0..<vectors { VectorMath.store(VectorMath.load(src + 16 * v), dst + 16 * v) }

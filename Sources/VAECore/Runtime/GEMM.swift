@@ -230,6 +230,12 @@ public enum GEMM {
     /// The shared operand is packed once for all k-blocks (in pieces, by whichever threads come);
     /// a chunk packs its private operand one k-block at a time into its own scratch buffer, right
     /// before using it, so that block is still in L2.
+    ///
+    /// Operands whose layout already matches what a kernel reads are not packed at all ("direct"):
+    /// Aᵀ stored k×m (8 consecutive rows of op(A) are 8 consecutive floats of a stored row) and B
+    /// stored k×n. Only their partial edge panel (fewer than 8 rows / than the panel's width) is
+    /// packed, since reading it directly would run past the matrix. Leading dimensions that are
+    /// multiples of 64 floats are packed anyway: their rows would collide in a few cache sets.
     struct Job {
         let transA: Bool, transB: Bool
         let alpha: Float, beta: Float
@@ -237,6 +243,7 @@ public enum GEMM {
         let b: UnsafePointer<Float>, ldb: Int
         let c: UnsafeMutablePointer<Float>, ldc: Int
         let plan: Plan
+        let directA: Bool, directB: Bool
         /// Packed shared operand (A when splitN, else B), all k-blocks.
         var shared: UnsafeMutablePointer<Float>? = nil
 
@@ -253,8 +260,12 @@ public enum GEMM {
         static let aPanelsPerPiece = 4
         static let bPanelsPerPiece = 2
         var piecesPerBlock: Int {
-            splitN ? (plan.mPanels + Job.aPanelsPerPiece - 1) / Job.aPanelsPerPiece
-                   : (bPanels + Job.bPanelsPerPiece - 1) / Job.bPanelsPerPiece
+            if splitN {
+                if directA { return plan.m % 8 == 0 ? 0 : 1 }
+                return (plan.mPanels + Job.aPanelsPerPiece - 1) / Job.aPanelsPerPiece
+            }
+            if directB { return partialBPanel < 0 ? 0 : 1 }
+            return (bPanels + Job.bPanelsPerPiece - 1) / Job.bPanelsPerPiece
         }
         var pieceCount: Int { plan.kBlocks * piecesPerBlock }
 
@@ -264,6 +275,8 @@ public enum GEMM {
             self.transA = transA; self.transB = transB; self.alpha = alpha; self.beta = beta
             self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.c = c; self.ldc = ldc
             self.plan = plan
+            directA = transA && lda % 64 != 0
+            directB = !transB && ldb % 64 != 0
         }
 
         /// One thread: chunks of at most `chunkPanels` B panels (cache blocking only). Several:
@@ -295,32 +308,51 @@ public enum GEMM {
             }
         }
 
+        /// The B panel with fewer valid columns than its width, or -1.
+        var partialBPanel: Int {
+            let last = bPanels - 1
+            let (j0, width) = bPanel(last)
+            return j0 + width > plan.n ? last : -1
+        }
+
         /// Packs piece `piece` of the shared operand.
         func pack(piece: Int) {
             let bi = piece / piecesPerBlock, q = piece % piecesPerBlock
             let p0 = bi * plan.kc, kcur = plan.kLength(bi)
             let shared = self.shared!
             if splitN {
-                let panel0 = q * Job.aPanelsPerPiece
-                let i0 = panel0 * 8
-                let i1 = min(plan.m, (panel0 + Job.aPanelsPerPiece) * 8)
-                GEMM.packA(trans: transA, a: a, lda: lda, i0: i0, mc: i1 - i0, p0: p0, kc: kcur,
-                           dst: shared + bi * plan.aBlockStride + i0 * kcur)
+                let panel0 = directA ? plan.mPanels - 1 : q * Job.aPanelsPerPiece
+                let panel1 = directA ? plan.mPanels : panel0 + Job.aPanelsPerPiece
+                packARows(panel0 * 8, min(plan.m, panel1 * 8), p0: p0, kc: kcur,
+                          dst: shared + bi * plan.aBlockStride, origin: 0)
             } else {
-                let first = q * Job.bPanelsPerPiece
-                let last = min(bPanels, first + Job.bPanelsPerPiece)
+                let first = directB ? partialBPanel : q * Job.bPanelsPerPiece
+                let last = directB ? first + 1 : min(bPanels, first + Job.bPanelsPerPiece)
                 packBPanels(first..<last, p0: p0, kc: kcur, dst: shared + bi * plan.bBlockStride, origin: 0)
             }
         }
 
+        /// Packs the A rows i0..<i1 (i0 a multiple of 8) of the k-block starting at p0; the panel
+        /// holding row i goes to dst + (i - origin)·kc. With directA only a partial panel is packed.
+        func packARows(_ i0: Int, _ i1: Int, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>, origin: Int) {
+            var start = i0
+            if directA {
+                start = max(i0, i1 / 8 * 8)
+                if start >= i1 || i1 % 8 == 0 { return }
+            }
+            GEMM.packA(trans: transA, a: a, lda: lda, i0: start, mc: i1 - start, p0: p0, kc: kc,
+                       dst: dst + (start - origin) * kc)
+        }
+
         /// Packs B panels `panels` of the k-block starting at p0; the panel starting at column j
-        /// goes to dst + (j - origin)·kc.
+        /// goes to dst + (j - origin)·kc. With directB only a partial panel is packed.
         func packBPanels(_ panels: Range<Int>, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>, origin: Int) {
             for panel in panels {
                 let (j0, width) = bPanel(panel)
+                let cols = min(width, plan.n - j0)
+                if directB && cols == width { continue }
                 GEMM.packBPanel(trans: transB, b: b, ldb: ldb, p0: p0, kc: kc, j0: j0,
-                                cols: min(width, plan.n - j0), width: width,
-                                dst: dst + (j0 - origin) * kc)
+                                cols: cols, width: width, dst: dst + (j0 - origin) * kc)
             }
         }
 
@@ -355,13 +387,12 @@ public enum GEMM {
                         packBPanels(wide0..<panelEnd, p0: p0, kc: kcur, dst: scratch, origin: col0)
                         bBlock = UnsafePointer(scratch); bOrigin = col0
                     } else {
-                        GEMM.packA(trans: transA, a: a, lda: lda, i0: row0, mc: row1 - row0, p0: p0,
-                                   kc: kcur, dst: scratch)
+                        packARows(row0, row1, p0: p0, kc: kcur, dst: scratch, origin: row0)
                         aBlock = UnsafePointer(scratch); aOrigin = row0
                         bBlock = UnsafePointer(shared + bi * plan.bBlockStride); bOrigin = 0
                     }
-                    let tiles = Tiles(job: self, kc: kcur, aBlock: aBlock - aOrigin * kcur,
-                                      bBlock: bBlock - bOrigin * kcur,
+                    let tiles = Tiles(job: self, p0: p0, kc: kcur, aBlock: aBlock, aOrigin: aOrigin,
+                                      bBlock: bBlock, bOrigin: bOrigin,
                                       beta: bi == 0 ? beta : 1, edge: edge)
                     if wide1 > wide0 {
                         tiles.wide(rows: row0..<row1, panels: wide0..<wide1)
@@ -378,15 +409,34 @@ public enum GEMM {
         }
     }
 
-    /// The micro-kernel calls of one k-block. `aBlock + i·kc` is the A panel holding row i (a
-    /// multiple of 8) and `bBlock + j·kc` the B panel starting at column j (pointers set up so
-    /// that absolute row and column numbers index the possibly partial packed blocks).
+    /// The micro-kernel calls of one k-block (starting at p0, length kc). Packed panels: the A panel
+    /// holding row i is at aBlock + (i - aOrigin)·kc, the B panel starting at column j at
+    /// bBlock + (j - bOrigin)·kc. Direct operands are addressed in place.
     struct Tiles {
         let job: Job
-        let kc: Int
-        let aBlock: UnsafePointer<Float>, bBlock: UnsafePointer<Float>
+        let p0: Int, kc: Int
+        let aBlock: UnsafePointer<Float>, aOrigin: Int
+        let bBlock: UnsafePointer<Float>, bOrigin: Int
         let beta: Float
         let edge: UnsafeMutablePointer<Float>
+
+        /// A operand for `rows` rows from row i: (pointer, step per k, stride per 8 rows).
+        @inline(__always)
+        func aSource(_ i: Int, rows: Int) -> (UnsafePointer<Float>, Int, Int) {
+            if job.directA && i + rows <= job.plan.m {
+                return (job.a + p0 * job.lda + i, job.lda, 8)
+            }
+            return (aBlock + (i - aOrigin) * kc, 8, 8 * kc)
+        }
+
+        /// B operand for the panel at column j of width w: (pointer, step per k).
+        @inline(__always)
+        func bSource(_ j: Int, width: Int) -> (UnsafePointer<Float>, Int) {
+            if job.directB && j + width <= job.plan.n {
+                return (job.b + p0 * job.ldb + j, job.ldb)
+            }
+            return (bBlock + (j - bOrigin) * kc, width)
+        }
 
         /// 8×32 tiles over rows × 32-wide panels: each A panel (in L1) against all B panels (L2).
         @inline(__always)
@@ -395,17 +445,17 @@ public enum GEMM {
             var ir = rows.lowerBound
             while ir < rows.upperBound {
                 let mr = min(8, rows.upperBound - ir)
-                let aPanel = aBlock + ir * kc
+                let (aPanel, aStep, _) = aSource(ir, rows: 8)
                 var jr = panels.lowerBound * 32
                 let jEnd = panels.upperBound * 32
                 while jr < jEnd {
                     let nr = min(32, n - jr)
-                    let bPanel = bBlock + jr * kc
+                    let (bPanel, bStep) = bSource(jr, width: 32)
                     let cTile = c + ir * ldc + jr
                     if mr == 8 && nr == 32 {
-                        kernel8x32(kc, aPanel, 0, bPanel, cTile, ldc, alpha, beta)
+                        kernel8x32(kc, aPanel, aStep, 0, bPanel, bStep, cTile, ldc, alpha, beta)
                     } else {
-                        kernel8x32(kc, aPanel, 0, bPanel, edge, 32, alpha, 0)
+                        kernel8x32(kc, aPanel, aStep, 0, bPanel, bStep, edge, 32, alpha, 0)
                         storeEdge(rows: mr, cols: nr, src: edge, srcStride: 32, c: cTile, ldc: ldc, beta: beta)
                     }
                     jr += 32
@@ -414,30 +464,30 @@ public enum GEMM {
             }
         }
 
-        /// One narrow (16- or 8-wide) panel against the rows, 24 rows (3 A panels) at a time.
+        /// One narrow (16- or 8-wide) panel against the rows: up to 24 rows (3 A panels) of
+        /// complete panels at a time, then the partial panel (fewer than 8 rows) on its own.
         @inline(__always)
         func narrow(rows: Range<Int>, j0: Int, width: Int) {
             let alpha = job.alpha, ldc = job.ldc, c = job.c, kc = self.kc
             let nr = min(width, job.plan.n - j0)
-            let bPanel = bBlock + j0 * kc
-            let aStride = 8 * kc
+            let (bPanel, bStep) = bSource(j0, width: width)
             var ir = rows.lowerBound
             while ir < rows.upperBound {
                 let left = rows.upperBound - ir
-                let tileRows = min(24, roundUp(left, 8))
+                let tileRows = left >= 8 ? min(24, left / 8 * 8) : 8
                 let mr = min(tileRows, left)
-                let aPanel = aBlock + ir * kc
+                let (aPanel, aStep, aStride) = aSource(ir, rows: tileRows)
                 let full = mr == tileRows && nr == width
                 let dst = full ? c + ir * ldc + j0 : edge
                 let dstLd = full ? ldc : width
                 let dstBeta: Float = full ? beta : 0
                 switch (tileRows, width) {
-                case (24, 16): kernel24x16(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
-                case (16, 16): kernel16x16(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
-                case (8, 16): kernel8x16(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
-                case (24, 8): kernel24x8(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
-                case (16, 8): kernel16x8(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
-                default: kernel8x8(kc, aPanel, aStride, bPanel, dst, dstLd, alpha, dstBeta)
+                case (24, 16): kernel24x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                case (16, 16): kernel16x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                case (8, 16): kernel8x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                case (24, 8): kernel24x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                case (16, 8): kernel16x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                default: kernel8x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
                 }
                 if !full {
                     storeEdge(rows: mr, cols: nr, src: edge, srcStride: width,

@@ -72,7 +72,13 @@ final class WorkerPool: @unchecked Sendable {
         generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
         for w in workers where w.sleeping.exchange(false, ordering: .sequentiallyConsistent) { w.wake.signal() }
         job.participate(thread: 0)
-        while job.done.load(ordering: .acquiring) < job.count {}
+        // Wait for tasks claimed by workers. On a shared machine a worker can be preempted holding a task;
+        // after a short spin, yield the core so it (or whoever preempted it) can run.
+        var spins = 0
+        while job.done.load(ordering: .acquiring) < job.count {
+            spins += 1
+            if spins > 2_000 { sched_yield() }
+        }
         busy.store(false, ordering: .releasing)
     }
 

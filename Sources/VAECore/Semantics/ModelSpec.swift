@@ -133,7 +133,16 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     public var epsilon: Double = 1e-8
 }
 
+/// Turning grey data into binary data for the Bernoulli likelihood: a fixed threshold, or a fresh
+/// Bernoulli draw of each pixel every epoch (dynamic binarisation, as in the IWAE paper).
+public enum Binarization: Codable, Sendable, Equatable {
+    case none
+    case threshold(Double)
+    case dynamic
+}
+
 public struct TrainSpec: Codable, Sendable, Equatable {
+    public var binarize: Binarization = .none
     public var data: DataSource?
     public var test: DataSource?
     public var optimizer = OptimizerSpec()

@@ -1,7 +1,7 @@
 /// The `objective` and `train` blocks: `key: value` settings with known keys.
 extension Checker {
     static let objectiveKeys = ["reconstruction", "kl", "kl_reduction", "batch", "beta"]
-    static let trainKeys = ["data", "test", "optimizer", "batch", "epochs", "seed"]
+    static let trainKeys = ["data", "test", "optimizer", "batch", "epochs", "seed", "binarize"]
 
     mutating func checkObjective(_ block: SettingsBlock, features: Int, latents: Int) -> ObjectiveSpec {
         var objective = ObjectiveSpec()
@@ -34,6 +34,7 @@ extension Checker {
                 case "optimizer": train.optimizer = try optimizer(setting.value)
                 case "batch": train.batch = try wholeNumber(setting.value, "batch", range: 1...1_000_000)
                 case "epochs": train.epochs = try wholeNumber(setting.value, "epochs", range: 0...1_000_000)
+                case "binarize": train.binarize = try binarization(setting.value)
                 case "seed": train.seed = UInt64(try wholeNumber(setting.value, "seed", range: 0...Int(Int32.max)))
                 default: break
                 }
@@ -172,6 +173,15 @@ extension Checker {
         var scale = 1.0
         if let s = args.values["scale"] { scale = try positiveNumber(s, "scale") }
         return DataSource(path: path, format: format, scale: scale)
+    }
+
+    /// `binarize: 0.5` (a threshold in (0, 1)) or `binarize: dynamic`.
+    func binarization(_ e: Expression) throws(Diagnostic) -> Binarization {
+        if case .name(let id) = e, id.name == "dynamic" { return .dynamic }
+        guard let v = constantValue(e), v > 0, v < 1 else {
+            throw Diagnostic("binarize is a threshold in (0, 1) such as 0.5, or 'dynamic'", at: e.range)
+        }
+        return .threshold(v)
     }
 
     static func format(ofPath path: String) -> DataFormat {

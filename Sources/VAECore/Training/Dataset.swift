@@ -14,7 +14,8 @@ public struct Dataset: Sendable {
     /// Reads a data source (path relative to `directory` unless absolute) and checks it against the input.
     public static func load(_ source: DataSource, relativeTo directory: String, input: InputSpec) throws -> Dataset {
         let path = source.path.hasPrefix("/") ? source.path : (directory as NSString).appendingPathComponent(source.path)
-        let dims: [Int], raw: [Float]
+        let dims: [Int]
+        var raw: [Float]
         switch source.format {
         case .idx: let f = try IDXFile.read(path: path); (dims, raw) = (f.dims, f.values)
         case .npy: let f = try NPYFile.read(path: path); (dims, raw) = (f.dims, f.values)
@@ -28,11 +29,29 @@ public struct Dataset: Sendable {
             throw FormatError(path: path, problem: "holds examples of shape \(Array(dims.dropFirst())) (\(perExample) values), but input '\(input.name)' is declared \(input.dims) (\(input.featureCount) values)")
         }
         let scale = Float(source.scale)
-        let values = scale == 1 ? raw : raw.map { $0 * scale }
+        // Scaled in place: a scaled copy would double the peak memory of loading a large data set.
+        if scale != 1 { raw.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] *= scale } } }
+        let values = raw
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             throw FormatError(path: path, problem: "holds a value that is not finite at example \(bad / perExample), feature \(bad % perExample)")
         }
         return Dataset(path: path, count: dims[0], features: perExample, values: values)
+    }
+
+    /// The data binarised as the train block asks: thresholded, or drawn as Bernoulli(x) with a
+    /// generator seeded by `draw` (so a dynamic epoch's draw depends only on the seed and the epoch).
+    public func binarized(_ binarization: Binarization, draw: UInt64) -> Dataset {
+        switch binarization {
+        case .none:
+            return self
+        case .threshold(let t):
+            let threshold = Float(t)
+            return Dataset(path: path, count: count, features: features, values: values.map { $0 > threshold ? 1 : 0 })
+        case .dynamic:
+            var random = RandomSource(seed: draw)
+            return Dataset(path: path, count: count, features: features,
+                           values: values.map { random.nextUniform() < $0 ? 1 : 0 })
+        }
     }
 
     public var range: (min: Float, max: Float) {

@@ -36,7 +36,10 @@ public final class Trainer {
     public internal(set) var history: [EpochReport] = []
     public internal(set) var controller: BetaController
 
-    let train: Dataset
+    /// The training data as this epoch sees it (a fresh draw each epoch under dynamic binarisation).
+    private(set) var train: Dataset
+    /// The training data as loaded.
+    let source: Dataset
     let test: Dataset?
     private var trainStep: Executable
     private var evaluators: [Int: (executable: Executable, input: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>)] = [:]
@@ -46,8 +49,11 @@ public final class Trainer {
 
     public init(program: CompiledProgram, train: Dataset, test: Dataset?, options: TrainOptions = TrainOptions()) throws {
         self.program = program
-        self.train = train
-        self.test = test
+        let binarize = program.model.train.binarize
+        self.source = train
+        self.train = train.binarized(binarize, draw: Trainer.drawSeed(program.model.train.seed, epoch: 0))
+        // The test set is binarised once, with a fixed draw, so every epoch is evaluated on the same data.
+        self.test = test?.binarized(binarize, draw: Trainer.drawSeed(program.model.train.seed, epoch: -1))
         self.options = options
         let model = program.model
         let batch = model.train.batch
@@ -178,7 +184,20 @@ public final class Trainer {
         return finishEpoch()
     }
 
+    /// The seed of the dynamic binarisation draw of an epoch (−1: the test set's).
+    static func drawSeed(_ seed: UInt64, epoch: Int) -> UInt64 {
+        (seed &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(bitPattern: Int64(epoch)) ^ 0xB1A7
+    }
+
+    /// Under dynamic binarisation, each epoch trains on its own Bernoulli draw of the data.
+    func drawEpochData() {
+        if case .dynamic = program.model.train.binarize {
+            train = source.binarized(.dynamic, draw: Trainer.drawSeed(program.model.train.seed, epoch: epoch))
+        }
+    }
+
     func beginEpoch() {
+        drawEpochData()
         let shuffleState = random.stateWords
         progress = EpochProgress(shuffleState: shuffleState, order: random.permutation(train.count))
     }
@@ -191,7 +210,7 @@ public final class Trainer {
                                        totalSteps: stepsPerEpoch * epochs)
         let (r, k) = try trainOn(progress!.order[first..<first + batch], hypers: hypers)
         controller.observe(reconstruction: r / Double(batch), kl: k / Double(batch))
-        progress!.beta = hypers["beta"] ?? 1
+        progress!.beta = BetaController.effectiveBeta(hypers)
         progress!.reconstruction += r
         progress!.kl += k
         progress!.batchesDone += 1
@@ -221,7 +240,6 @@ public final class Trainer {
         train.gather(rows, into: batchBuffer)
         random.fillNormal(noiseBuffer, count: batch * program.model.latent.featureCount)
         for (name, value) in hypers { trainStep.setHyper(name, Float(value)) }
-        trainStep.setHyper("1/batch", 1 / Float(batch))
         trainStep.run()
         if let problem = nonFiniteResult() {
             throw NonFiniteValueError(quantity: problem.quantity, value: problem.value, step: step + 1, epoch: epoch + 1,

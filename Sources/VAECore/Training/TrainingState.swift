@@ -166,6 +166,7 @@ public enum TrainingState {
             trainer.epoch = epoch
             trainer.history = history
             trainer.progress = progress
+            if progress != nil { trainer.drawEpochData() }   // a dynamic binarisation's draw of this epoch
         }
     }
 }

@@ -1,0 +1,389 @@
+/// `vaec export --to pytorch`: a torch.nn.Module whose `state_dict()` keys are vaec's parameter names
+/// (nested modules: `encoder.h` is `self.encoder.h`, an nn.Linear), the loss as vaec compiles it, and a
+/// training step that runs as is under DistributedDataParallel.
+struct PyTorchTarget: PythonTarget {
+    let title = "PyTorch"
+    let target = ExportTarget.pytorch
+
+    var reserved: Set<String> {
+        ["torch", "nn", "F", "np", "math", "os", "csv", "json", "struct", "time", "zlib", "argparse", "self",
+         "f32", "sum_features", "sum_batch", "p"]
+    }
+
+    var arrays: ArrayDialect {
+        ArrayDialect(xp: "torch", softplus: "F.softplus", logGamma: "torch.lgamma",
+                     clip: { "torch.clamp(\($0), min=\($1), max=\($2))" },
+                     maximum: { "torch.clamp(\($1), min=\($0))" })
+    }
+
+    // MARK: PythonDialect
+
+    func function(_ name: String, _ argument: String) -> String {
+        switch name {
+        case "softplus": return "F.softplus(\(argument))"
+        default: return "torch.\(name)(\(argument))"
+        }
+    }
+
+    func linear(_ layer: String, _ input: String) -> String { "\(ModuleTree.access(layer))(\(input))" }
+    func parameter(_ name: String) -> String { ModuleTree.access(name) }
+
+    func usage(module: String) -> String {
+        """
+            import torch, \(module)
+            model = \(module).Model()
+            model.load_state_dict(\(module).load_vaec_checkpoint("runs/…/checkpoint.safetensors"))
+            terms, grads = \(module).loss_and_grads(model, x, eps, {"beta": 1.0})   # x [B, features], eps [B, latents]
+            \(module).save_vaec_checkpoint("trained.safetensors", model, step=…)    # vaec eval/report read it
+
+            python \(module).py [--epochs N] [--out DIR]     # trains with the model file's recipe
+        """
+    }
+
+    func writeImports(_ w: PythonWriter) {
+        w.line("import argparse")
+        w.line("import csv")
+        w.line("import json")
+        w.line("import math")
+        w.line("import os")
+        w.line("import struct")
+        w.line("import time")
+        w.line("import zlib")
+        w.blank()
+        w.line("import numpy as np")
+        w.line("import torch")
+        w.line("import torch.nn as nn")
+        w.line("import torch.nn.functional as F")
+    }
+
+    func writeNetwork(_ w: PythonWriter, plan: ExportPlan) throws {
+        let tree = try ModuleTree(plan: plan)
+        w.line("class Model(nn.Module):")
+        try w.indented {
+            w.docstring("""
+            \(plan.model.name): \(plan.encoder.header) and \(plan.decoder.header). state_dict() keys are vaec's
+            parameter names (\(plan.model.parameters.prefix(2).map(\.name).joined(separator: ", ")), …), so vaec checkpoints load as they are.
+            """)
+            w.line("def __init__(self):")
+            try w.indented {
+                w.line("super().__init__()")
+                try tree.writeConstruction(w)
+            }
+            w.blank()
+            PythonNetwork.writeFunction(w, plan.encoder, plan: plan, dialect: self, reserved: reserved,
+                                        signature: "def encode(self, \(plan.encoder.argument)):")
+            w.blank()
+            PythonNetwork.writeFunction(w, plan.decoder, plan: plan, dialect: self, reserved: reserved,
+                                        signature: "def decode(self, \(plan.decoder.argument)):")
+            w.blank()
+            w.line("def forward(self, x, eps, hypers=None):")
+            w.indented {
+                w.docstring("The loss and vaec's metrics for a batch (see loss_terms); DistributedDataParallel calls this.")
+                w.line("return loss_terms(self, x, eps, hypers)")
+            }
+        }
+    }
+
+    func writeHelpers(_ w: PythonWriter, plan: ExportPlan) {
+        w.verbatim("""
+        def f32(v):
+            \"\"\"A number as the float32 scalar vaec computes with (hypers are Float in vaec).\"\"\"
+            return torch.as_tensor(v, dtype=torch.float32)
+
+
+        def sum_features(t):
+            \"\"\"Σ over the feature axes: [batch, …] → [batch] (vaec's sum_features).\"\"\"
+            return t.sum(dim=tuple(range(1, t.dim())))
+
+
+        def sum_batch(t):
+            \"\"\"Σ over the batch axis (vaec's sum_batch).\"\"\"
+            return t.sum(dim=0)
+        """)
+        guard case .continuousBernoulli = plan.model.likelihood else { return }
+        w.blank(2)
+        w.verbatim("""
+        def _cb_log_normalizer(l):
+            \"\"\"log C(l) = log(l / tanh(l/2)) in float64, with vaec's thresholds (Runtime/SpecialFunctions.swift):
+            log 2 + l²/12 − 7l⁴/1440 for |l| < 1e-2, log |l| beyond 40.\"\"\"
+            a = l.abs()
+            l2 = l * l
+            series = math.log(2) + l2 / 12 - 7 * l2 * l2 / 1440
+            safe = torch.where(a < 1e-2, torch.ones_like(a), a)
+            middle = torch.log(safe / torch.tanh(safe / 2))
+            return torch.where(a < 1e-2, series, torch.where(a > 40, torch.log(safe), middle))
+
+
+        def _cb_log_normalizer_slope(l):
+            \"\"\"d/dl log C(l) = 1/l − 1/sinh l in float64; l/6 − 7l³/360 for |l| < 1e-2, 1/l beyond 700.\"\"\"
+            a = l.abs()
+            safe = torch.where(a < 1e-2, torch.ones_like(l), l)
+            middle = 1 / safe - 1 / torch.sinh(safe)
+            return torch.where(a < 1e-2, l / 6 - 7 * l * l * l / 360, torch.where(a > 700, 1 / safe, middle))
+
+
+        class _CBLogNormalizer(torch.autograd.Function):
+            \"\"\"The continuous Bernoulli's log-normaliser as vaec evaluates it: in double, rounded to float32, with
+            the derivative vaec's gradient uses (its own op, cb_log_norm_slope, not autograd through the branches).\"\"\"
+
+            @staticmethod
+            def forward(ctx, l):
+                ctx.save_for_backward(l)
+                return _cb_log_normalizer(l.double()).to(l.dtype)
+
+            @staticmethod
+            def backward(ctx, g):
+                (l,) = ctx.saved_tensors
+                return g * _cb_log_normalizer_slope(l.double()).to(l.dtype)
+
+
+        cb_log_normalizer = _CBLogNormalizer.apply
+        """)
+    }
+
+    func writeLossTerms(_ w: PythonWriter, plan: ExportPlan, loss: PythonLoss) {
+        let model = plan.model
+        w.line("def loss_terms(model, x, eps, hypers=None):")
+        w.indented {
+            w.docstring("""
+            The loss and vaec's metrics for a batch x [B, \(model.input.featureCount)] and noise eps [B, \(model.latent.featureCount)] (z = μ + σ·ε; eps = 0 gives z = μ).
+            hypers: "beta", and for GECO "recon_weight" (λ), for capacity annealing "capacity" (BetaController.hypers).
+            Returns {"loss", "reconstruction": Σ_batch −log p(x|z), "kl": Σ_batch KL, "kl_per_dim"}, in nats.
+            """)
+            w.line("hypers = hypers or {}")
+            w.line("inv_batch = f32(1.0) / f32(x.shape[0])", comment: "vaec's 1/batch, in float32")
+            w.line("mean, logvar = model.encode(x)")
+            w.line("z = mean + torch.exp(0.5 * logvar) * eps", comment: "the reparameterised sample")
+            w.line("p = model.decode(z)")
+            loss.writeObjective(w)
+            w.line("return {\"loss\": loss, \"reconstruction\": sum_batch(nll), \"kl\": sum_batch(kl), \"kl_per_dim\": sum_batch(kl_per_dim)}")
+        }
+        w.blank(2)
+        w.verbatim("""
+        def loss_and_grads(model, x, eps, hypers=None):
+            \"\"\"(terms, gradients): the terms of loss_terms and the gradient of the loss for every parameter, by
+            vaec's names: what `vaec grad --out G.safetensors` writes for the same parameters, batch and noise.\"\"\"
+            model.zero_grad(set_to_none=True)
+            terms = model(x, eps, hypers)
+            terms["loss"].backward()
+            grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone()
+                     for name, p in model.named_parameters()}
+            return {name: value.detach() for name, value in terms.items()}, grads
+        """)
+    }
+
+    func writeCheckpointAdapters(_ w: PythonWriter) {
+        w.verbatim("""
+        def _numpy_parameters(params):
+            \"\"\"A model (or DistributedDataParallel around one) or a state_dict as numpy arrays by name.\"\"\"
+            if isinstance(params, torch.nn.parallel.DistributedDataParallel):
+                params = params.module
+            if isinstance(params, nn.Module):
+                params = params.state_dict()
+            return {name: value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
+                    for name, value in params.items()}
+
+
+        def load_vaec_checkpoint(path):
+            \"\"\"A vaec checkpoint as a state_dict: model.load_state_dict(load_vaec_checkpoint(path)).\"\"\"
+            tensors, _ = read_vaec_checkpoint(path)
+            return {name: torch.from_numpy(np.array(tensors[name], dtype=np.float32)) for name in PARAMETERS}
+        """)
+    }
+
+    func writeTraining(_ w: PythonWriter, plan: ExportPlan) {
+        w.verbatim("""
+        def make_optimizer(model):
+            \"\"\"Adam with the train block's settings (vaec's Adam does PyTorch's arithmetic).\"\"\"
+            o = TRAIN["optimizer"]
+            return torch.optim.Adam(model.parameters(), lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+
+
+        def train_step(model, optimizer, x, eps, hypers):
+            \"\"\"One step: forward, backward, Adam. `model` may be wrapped in DistributedDataParallel.\"\"\"
+            optimizer.zero_grad(set_to_none=True)
+            terms = model(x, eps, hypers)
+            terms["loss"].backward()
+            optimizer.step()
+            return {name: value.detach() for name, value in terms.items()}
+
+
+        @torch.no_grad()
+        def evaluate(model, data, seed, chunk=500):
+            \"\"\"Mean reconstruction and KL per example over a data set (float32 [N, features]) with one posterior
+            sample per example, as vaec's Trainer.evaluate (the noise from torch's generator seeded with `seed`).\"\"\"
+            generator = torch.Generator().manual_seed(int(seed))
+            reconstruction = kl = 0.0
+            for first in range(0, len(data), chunk):
+                x = torch.from_numpy(np.ascontiguousarray(data[first:first + chunk]))
+                eps = torch.randn((len(x),) + LATENT_SHAPE, generator=generator)
+                terms = model(x, eps)
+                reconstruction += float(terms["reconstruction"])
+                kl += float(terms["kl"])
+            return reconstruction / len(data), kl / len(data)
+
+
+        def train(epochs=None, out_dir=None, seed=None, log=print):
+            \"\"\"Trains with the model file's recipe as `vaec run` does: a new shuffle each epoch, the last partial
+            batch dropped, one posterior sample per example, Adam; one line per epoch with the train and test
+            −ELBO in nats per example; writes out_dir/checkpoint.safetensors (a vaec checkpoint).\"\"\"
+            seed = TRAIN["seed"] if seed is None else seed
+            epochs = TRAIN["epochs"] if epochs is None else epochs
+            torch.manual_seed(seed)
+            model = Model()
+            optimizer = make_optimizer(model)
+            controller = BetaController()
+            train_x = load_data("data")
+            test_x = load_data("test") if TRAIN["test"] else None
+            batch = TRAIN["batch"]
+            steps_per_epoch = len(train_x) // batch
+            total = steps_per_epoch * epochs
+            rng = np.random.default_rng(seed)
+            step = 0
+            for epoch in range(1, epochs + 1):
+                start = time.time()
+                order = rng.permutation(len(train_x))
+                reconstruction = kl = 0.0
+                for i in range(steps_per_epoch):
+                    x = torch.from_numpy(train_x[order[i * batch:(i + 1) * batch]])
+                    eps = torch.randn((batch,) + LATENT_SHAPE)
+                    hypers = controller.hypers(step, steps_per_epoch, total)
+                    terms = train_step(model, optimizer, x, eps, hypers)
+                    r, k = float(terms["reconstruction"]), float(terms["kl"])
+                    controller.observe(r / batch, k / batch)
+                    reconstruction += r
+                    kl += k
+                    step += 1
+                n = steps_per_epoch * batch
+                line = f"epoch {epoch:3d}  train -ELBO {(reconstruction + kl) / n:9.3f} (recon {reconstruction / n:8.3f}, KL {kl / n:7.3f})"
+                if test_x is not None:
+                    test_r, test_k = evaluate(model, test_x, seed + epoch)
+                    line += f"  test -ELBO {test_r + test_k:9.3f}"
+                beta = hypers.get("beta", 1.0) / hypers.get("recon_weight", 1.0)
+                log(line + f"  β {beta:.4g}  {time.time() - start:.1f} s")
+            if out_dir:
+                os.makedirs(out_dir, exist_ok=True)
+                save_vaec_checkpoint(os.path.join(out_dir, "checkpoint.safetensors"), model, step=step, epoch=epochs)
+            return model
+
+
+        if __name__ == "__main__":
+            parser = argparse.ArgumentParser(description=f"Train {MODEL_NAME} with the recipe of {MODEL_FILE}.")
+            parser.add_argument("--epochs", type=int, default=None)
+            parser.add_argument("--seed", type=int, default=None)
+            parser.add_argument("--out", default=None, help="where to write checkpoint.safetensors")
+            arguments = parser.parse_args()
+            train(arguments.epochs, arguments.out, arguments.seed)
+        """)
+    }
+}
+
+/// The nesting of modules that gives vaec's names as state_dict keys: `encoder.z.mean.weight` is the
+/// weight of `self.encoder.z.mean`, an nn.Linear inside plain nn.Module containers; a container whose
+/// children are not attribute names (`encoder.h.1`, `encoder.h.2`) is an nn.ModuleDict.
+struct ModuleTree {
+    final class Node {
+        var children: [(key: String, node: Node)] = []
+        var layer: LayerPlan?
+        var parameter: ParameterSpec?
+        func child(_ key: String) -> Node {
+            if let c = children.first(where: { $0.key == key }) { return c.node }
+            let n = Node()
+            children.append((key, n))
+            return n
+        }
+        var isDictionary: Bool { children.contains { !ModuleTree.isAttribute($0.key) } }
+    }
+
+    let root = Node()
+
+    /// torch.nn.Module's own attributes (and ModuleDict's), which a child module's name must not shadow.
+    static let torchAttributes: Set<String> = [
+        "T_destination", "add_module", "apply", "bfloat16", "bias", "buffers", "call_super_init", "children", "clear",
+        "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer",
+        "get_extra_state", "get_parameter", "get_submodule", "half", "in_features", "ipu", "items", "keys",
+        "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters",
+        "out_features", "parameters", "pop", "register_backward_hook", "register_buffer", "register_forward_hook",
+        "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook",
+        "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module",
+        "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+        "reset_parameters", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty",
+        "train", "training", "type", "update", "values", "weight", "xpu", "zero_grad",
+        // The generated Model's own methods.
+        "encode", "decode",
+    ]
+
+    static func isAttribute(_ key: String) -> Bool {
+        Python.isIdentifier(key) && !Python.keywords.contains(key) && !torchAttributes.contains(key) && !key.hasPrefix("_")
+    }
+
+    init(plan: ExportPlan) throws {
+        let layerNames = Set(plan.layers.map(\.name))
+        for layer in plan.layers {
+            let node = path(layer.name)
+            node.layer = layer
+        }
+        for p in plan.model.parameters {
+            let owner = p.name.split(separator: ".").dropLast().joined(separator: ".")
+            if layerNames.contains(owner) { continue }
+            let node = path(p.name)
+            guard node.children.isEmpty, node.layer == nil else {
+                throw ExportError("\(plan.source.path): the parameter '\(p.name)' is also the name of a layer, which PyTorch cannot hold; rename the layer")
+            }
+            node.parameter = p
+        }
+        try check(root, path: "", plan: plan)
+    }
+
+    private func path(_ name: String) -> Node {
+        name.split(separator: ".", omittingEmptySubsequences: false).reduce(root) { $0.child(String($1)) }
+    }
+
+    /// Every name must be representable: attribute names, or keys of a ModuleDict that do not collide.
+    private func check(_ node: Node, path: String, plan: ExportPlan) throws {
+        for (key, child) in node.children {
+            let full = path.isEmpty ? key : "\(path).\(key)"
+            if node === root || node.layer != nil || child.parameter != nil {
+                guard Self.isAttribute(key) else {
+                    throw ExportError("\(plan.source.path): '\(full)' cannot be a PyTorch attribute name ('\(key)' is not a Python name or is taken by torch.nn.Module); rename the layer")
+                }
+            } else if torchAttributesOrEmpty(key) {
+                throw ExportError("\(plan.source.path): '\(full)' collides with a torch.nn.ModuleDict attribute; rename the layer")
+            }
+            try check(child, path: full, plan: plan)
+        }
+    }
+
+    private func torchAttributesOrEmpty(_ key: String) -> Bool { key.isEmpty || Self.torchAttributes.contains(key) || key.hasPrefix("_") }
+
+    /// How the generated code reaches a module or parameter: `self.encoder.h`, `self.encoder.h["1"]`.
+    static func access(_ name: String) -> String {
+        // Containers are dictionaries exactly when a child key is not an attribute name, and the keys of
+        // one statement's layers are all digits or all names, so the key itself decides the spelling.
+        name.split(separator: ".", omittingEmptySubsequences: false).reduce("self") { prefix, component in
+            let key = String(component)
+            return isAttribute(key) ? "\(prefix).\(key)" : "\(prefix)[\(Python.string(key))]"
+        }
+    }
+
+    func writeConstruction(_ w: PythonWriter) throws {
+        func visit(_ node: Node, _ path: String) {
+            for (key, child) in node.children {
+                let full = path.isEmpty ? key : "\(path).\(key)"
+                let target = Self.access(full)
+                if let layer = child.layer {
+                    w.line("\(target) = nn.Linear(\(layer.inFeatures), \(layer.outFeatures))", comment: layer.source)
+                } else if let p = child.parameter {
+                    let shape = p.dims.isEmpty ? "()" : Python.tuple(p.dims)
+                    let value: Float = if case .constant(let v) = p.initialization { v } else { 0 }
+                    let initial = value == 0 ? "torch.zeros(\(shape))" : "torch.full(\(shape), \(Python.float32(value)))"
+                    w.line("\(target) = nn.Parameter(\(initial))", comment: "learned, stored as its log")
+                } else {
+                    w.line("\(target) = \(child.isDictionary ? "nn.ModuleDict()" : "nn.Module()")")
+                }
+                visit(child, full)
+            }
+        }
+        visit(root, "")
+    }
+}

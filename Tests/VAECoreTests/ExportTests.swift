@@ -1,0 +1,552 @@
+import Foundation
+import XCTest
+@testable import VAECore
+
+/// Issue 10: `vaec export` to PyTorch and JAX and `vaec import`. The central test runs every sample (and
+/// a few models that use what the samples do not) through both exported modules and compares loss and
+/// gradients with vaec's on the same checkpoint, batch and noise (scripts/export/equivalence.py does the
+/// Python side); it needs a Python with PyTorch or JAX and is skipped, saying so, without one.
+final class ExportTests: XCTestCase {
+
+    // MARK: - Models beyond the samples
+
+    /// Models that exercise what the samples do not: nested and named layers, locals named like Python
+    /// keywords, every elementwise function, σ posteriors, predicted scales, log of sigmoid/exp (which vaec
+    /// rewrites), sampled KL against a shifted, wider prior, mean reductions, batch: sum, GECO with a
+    /// mean reconstruction, free bits and capacity with kl_reduction: mean, learned per-feature scales.
+    static func extraModels(data: String) -> [(name: String, text: String)] {
+        let train = """
+        train {
+          data: idx("\(data)", scale: 1/255)
+          batch: 16
+          epochs: 2
+          seed: 3
+        }
+        """
+        return [
+            ("odd_names", """
+            # Names a Python module cannot use as they are, and every function.
+            model odd_names
+
+            input  pixels: [784]            # not called x
+            latent code: [8] ~ normal(0.5, 2)
+
+            encoder q(code | pixels) {
+              lambda = tanh(linear(relu(linear(pixels, 48)), 24))   # two layers in one statement
+              self = sqrt(abs(lambda) + 1) * 0.5 - square(lambda) / 3
+              code ~ normal(mean: linear(self, 8, name: "fc_mu"), sigma: exp(linear(lambda, 8)))
+            }
+
+            decoder p(pixels | code) {
+              g = softplus(linear(code, 32)) - -relu(linear(code, 32))
+              pixels ~ normal(mean: sigmoid(linear(g, 784)), sigma: sigmoid(linear(g, 784)) + 0.05)
+            }
+
+            objective {
+              reconstruction: mean
+              kl: sampled
+              kl_reduction: mean
+              batch: sum
+              beta: 0.5   # a constant β
+            }
+
+            \(train)
+            """),
+            ("stabilised", """
+            model stabilised
+            input  x: [784]
+            latent z: [4] ~ normal(0, 1)
+
+            encoder q(z | x) {
+              h = relu(linear(x, 32))
+              s = sigmoid(linear(h, 4))
+              # vaec rewrites log(sigmoid e) as −softplus(−e) and log(1 − sigmoid e) as −softplus(e)
+              z ~ normal(mean: linear(h, 4), logvar: log(s) + log(1 - sigmoid(linear(h, 4))))
+            }
+
+            decoder p(x | z) {
+              h = tanh(linear(z, 32))
+              x ~ laplace(mean: sigmoid(linear(h, 784)), scale: learned_per_feature)
+            }
+
+            objective {
+              reconstruction: mean
+              beta: geco(kappa: 0.5, lambda: 2)
+            }
+
+            \(train)
+            """),
+            ("per_feature", """
+            model per_feature
+            input  x: [784]
+            latent z: [6] ~ normal(0, 1)
+
+            encoder q(z | x) {
+              h = relu(linear(x, 32, name: "enc.fc"))
+              z ~ normal(mean: linear(h, 6), logvar: linear(h, 6))
+            }
+
+            decoder p(x | z) {
+              h = relu(linear(z, 32))
+              x ~ normal(mean: linear(h, 784), sigma: learned_per_feature)
+            }
+
+            objective {
+              kl_reduction: mean
+              beta: free_bits(lambda: 0.01, beta: 2)
+            }
+
+            \(train)
+            """),
+            ("capacity_mean", """
+            model capacity_mean
+            input  x: [784]
+            latent z: [5] ~ normal(0, 1)
+
+            encoder q(z | x) {
+              h = relu(linear(x, 32))
+              z ~ normal(mean: linear(h, 5), sigma: softplus(linear(h, 5)))
+            }
+
+            decoder p(x | z) {
+              h = relu(linear(z, 32))
+              x ~ continuous_bernoulli(logits: linear(h, 784) * 3)
+            }
+
+            objective {
+              kl_reduction: mean
+              beta: capacity(gamma: 10, max: 5, epochs: 1)
+            }
+
+            \(train)
+            """),
+        ]
+    }
+
+    // MARK: - Equivalence with vaec (needs PyTorch or JAX)
+
+    /// Loss and gradients of both exported modules equal vaec's within 1e-5 (relative; per tensor
+    /// ‖g_vaec − g_py‖/‖g_py‖) for every sample and the extra models, with ε = 0 and a fixed ε, at a
+    /// checkpoint recorded at step 20 (so scheduled β's are mid-ramp). The hypers the exported
+    /// BetaController gives must be the ones vaec used, state_dict keys must be vaec's names (the
+    /// strict load_state_dict), and save_vaec_checkpoint must rewrite vaec's checkpoint byte for byte.
+    func testExportedModulesComputeVaecsLossAndGradients() throws {
+        let peers = try PythonPeers.require()
+        let folder = try TestPaths.temporaryFolder(for: self)
+        let dataPath = TestPaths.samples.appendingPathComponent("data/mnist5k-train-images-idx3-ubyte").path
+        var models = try TestPaths.files(in: TestPaths.samples, withExtension: "vae").map { $0.path }
+        for (name, text) in Self.extraModels(data: dataPath) {
+            let url = folder.appendingPathComponent("\(name).vae")
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            models.append(url.path)
+        }
+        // The driver checks each case as soon as its line arrives, so Python runs while vaec computes the next.
+        let resultsPath = folder.appendingPathComponent("results.json")
+        var arguments = [Self.driver.path, "--manifest", "-", "--json", resultsPath.path]
+        if let cache = Self.jaxCache { arguments += ["--jax-cache", cache] }
+        let driver = try PythonPeers.start(peers.python, arguments)
+        var cases = 0
+        func send(_ entry: [String: Any]) throws {
+            driver.write(try JSONSerialization.data(withJSONObject: entry) + Data("\n".utf8))
+            cases += 1
+        }
+
+        let rows = 0..<16
+        var datasets: [String: Dataset] = [:]
+        for (modelIndex, path) in models.enumerated() {
+            let result = try Compiler.compile(path: path)
+            let model = result.model
+            let name = model.name
+            let directory = (path as NSString).deletingLastPathComponent
+            for target in peers.targets {
+                let text = try Exporter.module(result, target: target, modelDirectory: directory)
+                try text.write(toFile: folder.appendingPathComponent("\(name)_\(target.rawValue).py").path, atomically: true, encoding: .utf8)
+            }
+            // vaec's initialisation, with learned log-scales moved off 0 so that σ ≠ 1 is tested.
+            let parameters = ParameterStore(specs: model.parameters)
+            var random = RandomSource(seed: 11)
+            parameters.initialize(random: &random)
+            for (index, spec) in model.parameters.enumerated() where spec.initialization == .constant(0) {
+                parameters.set(index, (0..<spec.count).map { _ in -random.nextUniform() })
+            }
+            let checkpoint = folder.appendingPathComponent("\(name).safetensors").path
+            try Checkpoint.save(parameters, model: model, epoch: 0, step: 20, to: checkpoint)
+
+            let source = model.train.data!
+            let key = "\(source.path)|\(source.scale)|\(directory)"
+            if datasets[key] == nil {
+                datasets[key] = try EvaluationPoint.dataset(for: model, path: nil, scale: nil, modelDirectory: directory)
+            }
+            var epsilon = [Float](repeating: 0, count: rows.count * model.latent.featureCount)
+            var noiseRandom = RandomSource(seed: 7)
+            epsilon.withUnsafeMutableBufferPointer { noiseRandom.fillNormal($0.baseAddress!, count: $0.count) }
+            let noisePath = folder.appendingPathComponent("\(name)_eps.npy").path
+            try NPYFile.write(float32: epsilon, dims: [rows.count, model.latent.featureCount], to: noisePath)
+
+            // vaec's side through its own checkpoint reader, once; the ε = ε case reuses its parameters.
+            let zero = try EvaluationPoint.load(model: model, checkpoint: checkpoint, data: datasets[key]!, rows: rows, noise: .zero)
+            let fixed = EvaluationPoint(model: model, parameters: zero.parameters, rows: rows, input: zero.input,
+                                        noise: .values(epsilon, source: noisePath), hypers: zero.hypers, provenance: zero.provenance)
+            for (label, point) in [("zero", zero), ("fixed", fixed)] {
+                let report = try GradientReport.evaluate(graph: result.program.graph, point: point)
+                let gradients = folder.appendingPathComponent("\(name)_\(label)_grad.safetensors").path
+                // GradientReport.write once (it is what `vaec grad --out` writes); a bulk copy of the same
+                // file elsewhere, since the debug build's element-by-element encoder takes a second a file.
+                if modelIndex == 0 { try report.write(to: gradients) } else { try Self.writeQuickly(report, to: gradients) }
+                for target in peers.targets {
+                    var entry: [String: Any] = [
+                        "model": name, "target": target.rawValue,
+                        "module": folder.appendingPathComponent("\(name)_\(target.rawValue).py").path,
+                        "checkpoint": checkpoint, "rows": [rows.lowerBound, rows.upperBound],
+                        "noise": label == "zero" ? "zero" : noisePath, "gradients": gradients,
+                    ]
+                    if label == "zero" { entry["resave"] = folder.appendingPathComponent("\(name)_\(target.rawValue)_resaved.safetensors").path }
+                    try send(entry)
+                }
+            }
+        }
+        let run = driver.finish(timeout: 600)
+        print(run.stdout)
+        let results = (try? JSONSerialization.jsonObject(with: Data(contentsOf: resultsPath))) as? [[String: Any]] ?? []
+        XCTAssertEqual(results.count, cases, "the driver reported \(results.count) of \(cases) cases:\n\(run.stdout)\n\(run.stderr)")
+        for r in results {
+            let label = "\(r["model"] ?? "?") \(r["target"] ?? "?") noise \(r["noise"] ?? "?")"
+            if let error = r["error"] { XCTFail("\(label): \(error)"); continue }
+            let lossRelative = r["loss_relative"] as? Double ?? .infinity
+            let gradientRelative = r["max_gradient_relative"] as? Double ?? .infinity
+            XCTAssertLessThanOrEqual(lossRelative, 1e-5, "\(label): loss vaec \(r["loss_vaec"] ?? "?") vs \(r["loss_python"] ?? "?")")
+            XCTAssertLessThanOrEqual(gradientRelative, 1e-5, "\(label): gradients \(r["gradients"] ?? "?")")
+            XCTAssertEqual(r["hypers_match"] as? Bool, true, "\(label): hypers \(r["hypers"] ?? "?") vs vaec's \(r["vaec_hypers"] ?? "?")")
+            XCTAssertEqual(r["passed"] as? Bool, true, "\(label): \(r)")
+            if r["resave_identical"] != nil {
+                XCTAssertEqual(r["resave_identical"] as? Bool, true, "\(label): save_vaec_checkpoint did not reproduce vaec's checkpoint bytes")
+            }
+        }
+        XCTAssertEqual(run.status, 0, run.stderr)
+    }
+
+    /// Where the driver keeps JAX's compiled programs between test runs: beside the test bundle, in the
+    /// build folder (`swift package clean` removes it).
+    static let jaxCache: String? = VAECProcess.binary.map { $0.deletingLastPathComponent().appendingPathComponent("export-jax-cache").path }
+
+    /// The gradient file `GradientReport.write` writes (same names, shapes and metadata the driver reads),
+    /// with the data copied in bulk.
+    static func writeQuickly(_ report: GradientReport, to path: String) throws {
+        let names = report.gradients.map(\.parameter.name).sorted()
+        let byName = Dictionary(uniqueKeysWithValues: report.gradients.map { ($0.parameter.name, $0) })
+        var metadata = ["format": "vaec-gradients", "model": report.point.model.name, "loss": "\(report.loss)",
+                        "hypers": report.hypers.map { "\($0.name)=\($0.value)" }.joined(separator: ",")]
+        if let r = report.reconstructionPerExample, let k = report.klPerExample { (metadata["reconstruction"], metadata["kl"]) = ("\(r)", "\(k)") }
+        var header: [String: Any] = ["__metadata__": metadata]
+        var offset = 0
+        var data = Data()
+        for name in names {
+            let g = byName[name]!
+            header[name] = ["dtype": "F32", "shape": g.parameter.dims, "data_offsets": [offset, offset + 4 * g.values.count]]
+            g.values.withUnsafeBytes { data.append(contentsOf: $0) }   // x86-64 is little-endian, as safetensors
+            offset += 4 * g.values.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header)
+        while json.count % 8 != 0 { json.append(0x20) }
+        var count = UInt64(json.count).littleEndian
+        var file = Data(bytes: &count, count: 8)
+        file.append(json)
+        file.append(data)
+        try file.write(to: URL(fileURLWithPath: path))
+    }
+
+    static let driver = TestPaths.packageRoot.appendingPathComponent("scripts/export/equivalence.py")
+
+    /// The equivalence check fails when the module and vaec disagree: a module whose KL is off by 1e-4
+    /// (relative) must be reported, so the passing test above means something.
+    func testTheEquivalenceCheckCatchesASmallDifference() throws {
+        let peers = try PythonPeers.require()
+        let folder = try TestPaths.temporaryFolder(for: self)
+        let dataPath = TestPaths.samples.appendingPathComponent("data/mnist5k-train-images-idx3-ubyte").path
+        let text = TestModels.mlp(inputs: 784, hidden: 16, latents: 3, train: "data: idx(\"\(dataPath)\", scale: 1/255)\nbatch: 8")
+        let modelPath = folder.appendingPathComponent("tiny.vae").path
+        try text.write(toFile: modelPath, atomically: true, encoding: .utf8)
+        let result = try Compiler.compile(path: modelPath)
+        let target = peers.targets[0]
+        var module = try Exporter.module(result, target: target)
+        // Tamper with the KL: 0.5 → 0.50005 (1e-4 relative).
+        XCTAssertTrue(module.contains("return 0.5 * ((spread - 1.0) - logvar)"))
+        module = module.replacingOccurrences(of: "return 0.5 * ((spread - 1.0) - logvar)", with: "return 0.50005 * ((spread - 1.0) - logvar)")
+        let modulePath = folder.appendingPathComponent("tiny_\(target.rawValue).py").path
+        try module.write(toFile: modulePath, atomically: true, encoding: .utf8)
+        let parameters = ParameterStore(specs: result.model.parameters)
+        var random = RandomSource(seed: 1)
+        parameters.initialize(random: &random)
+        let checkpoint = folder.appendingPathComponent("tiny.safetensors").path
+        try Checkpoint.save(parameters, model: result.model, epoch: 0, step: 0, to: checkpoint)
+        let data = try EvaluationPoint.dataset(for: result.model, path: nil, scale: nil, modelDirectory: folder.path)
+        let point = try EvaluationPoint.load(model: result.model, checkpoint: checkpoint, data: data, rows: 0..<8, noise: .zero)
+        let gradients = folder.appendingPathComponent("g.safetensors").path
+        try GradientReport.evaluate(graph: result.program.graph, point: point).write(to: gradients)
+        let manifest = folder.appendingPathComponent("cases.json")
+        try JSONSerialization.data(withJSONObject: [["model": "tiny", "target": target.rawValue, "module": modulePath,
+                                                     "checkpoint": checkpoint, "rows": [0, 8], "noise": "zero",
+                                                     "gradients": gradients]]).write(to: manifest)
+        let run = try PythonPeers.run(peers.python, [Self.driver.path, "--manifest", manifest.path], timeout: 300)
+        XCTAssertEqual(run.status, 1, "the tampered module passed:\n\(run.stdout)\(run.stderr)")
+        XCTAssertTrue(run.stdout.contains("FAIL"), run.stdout)
+    }
+
+    // MARK: - The generated text (no Python needed)
+
+    /// Every comment of the model file is in the module, each on the line of the code it belongs to.
+    func testCommentsComeAlongOnTheirLines() throws {
+        let result = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path)
+        for target in ExportTarget.allCases {
+            let module = try Exporter.module(result, target: target)
+            let lines = module.split(separator: "\n").map(String.init)
+            var scanner = SourceComments(SourceFile(path: "", text: result.model.sourceText))
+            let comments = scanner.takeRest()
+            XCTAssertEqual(comments.count, 7)
+            for comment in comments {
+                XCTAssertEqual(lines.filter { $0.contains("# " + comment) }.count, 1, "\(target): '\(comment)' must appear once")
+            }
+            func line(_ code: String) -> String { lines.first { $0.hasPrefix(code) } ?? "" }
+            XCTAssertTrue(line("RECONSTRUCTION = \"sum\"").hasSuffix("# sum | mean over the 784 pixels"))
+            XCTAssertTrue(line("INPUT_NAME, INPUT_SHAPE").hasSuffix("# one example; the batch axis is implicit"))
+            XCTAssertTrue(line("LATENT_NAME, LATENT_SHAPE").hasSuffix("# the prior"))
+            XCTAssertTrue(line("BATCH = \"mean\"").hasSuffix("# mean | sum over the batch (only scales the gradient)"))
+            // The file's opening comment comes before the model's name.
+            let header = lines.firstIndex { $0.contains("samples/mnist.vae — the pytorch/examples VAE") }
+            let name = lines.firstIndex { $0.hasPrefix("MODEL_NAME = ") }
+            XCTAssertNotNil(header)
+            XCTAssertLessThan(header ?? .max, name ?? -1)
+        }
+    }
+
+    /// A statement's comment trails its line in encode/decode; a standalone comment precedes the statement.
+    func testStatementCommentsFollowTheStatements() throws {
+        let data = TestPaths.samples.appendingPathComponent("data/mnist5k-train-images-idx3-ubyte").path
+        let (_, text) = Self.extraModels(data: data).first { $0.name == "odd_names" }!
+        let result = try TestModels.compile(text, path: "odd_names.vae")
+        let torch = try Exporter.module(result, target: .pytorch).split(separator: "\n").map(String.init)
+        let statement = torch.first { $0.contains("lambda_ = torch.tanh(") } ?? ""
+        XCTAssertTrue(statement.hasSuffix("# two layers in one statement"), statement)
+        XCTAssertTrue(torch.contains { $0.hasPrefix("BETA = ") && $0.hasSuffix("# a constant β") })
+        let stabilised = Self.extraModels(data: data).first { $0.name == "stabilised" }!
+        let jax = try Exporter.module(try TestModels.compile(stabilised.text, path: "s.vae"), target: .jax)
+            .split(separator: "\n").map(String.init)
+        let comment = jax.firstIndex { $0.contains("# vaec rewrites log(sigmoid e)") }
+        let sample = jax.firstIndex { $0.contains("z_mean = ") }
+        XCTAssertNotNil(comment)
+        XCTAssertEqual(comment.map { $0 + 1 }, sample, "the standalone comment must directly precede the statement it is above")
+    }
+
+    /// Names follow the source: locals keep their names (a Python keyword gets a '_'), layers and
+    /// parameters are vaec's, nested layers are numbered as the checker numbers them, and vaec's log
+    /// rewrites appear in the code.
+    func testNamesAndRewritesFollowTheSource() throws {
+        let data = TestPaths.samples.appendingPathComponent("data/mnist5k-train-images-idx3-ubyte").path
+        let extras = Self.extraModels(data: data)
+        let odd = try TestModels.compile(extras[0].text, path: "odd_names.vae")
+        XCTAssertEqual(odd.model.parameters.map(\.name).filter { $0.hasSuffix(".weight") },
+                       ["encoder.lambda.1.weight", "encoder.lambda.2.weight", "fc_mu.weight", "encoder.code.sigma.weight",
+                        "decoder.g.1.weight", "decoder.g.2.weight", "decoder.pixels.mean.weight", "decoder.pixels.sigma.weight"])
+        let torch = try Exporter.module(odd, target: .pytorch)
+        for expected in [
+            "self.encoder = nn.ModuleDict()",                      // 'lambda' is not an attribute name: dicts
+            "self.encoder[\"lambda\"] = nn.ModuleDict()",
+            "self.encoder[\"lambda\"][\"1\"] = nn.Linear(784, 48)",
+            "self.encoder[\"lambda\"][\"2\"] = nn.Linear(48, 24)",
+            "self.fc_mu = nn.Linear(24, 8)",
+            "lambda_ = torch.tanh(self.encoder[\"lambda\"][\"2\"](torch.relu(self.encoder[\"lambda\"][\"1\"](pixels))))",
+            "self_ = torch.sqrt(torch.abs(lambda_) + 1) * 0.5 - torch.square(lambda_) / 3",
+            // sigma: exp(e) gives log σ² = 2·log(exp e) = 2·e (StabilizePass)
+            "code_logvar = 2 * self.encoder.code.sigma(lambda_)",
+            "g = F.softplus(self.decoder.g[\"1\"](code)) - -torch.relu(self.decoder.g[\"2\"](code))",
+            "def encode(self, pixels):",
+        ] {
+            XCTAssertTrue(torch.contains(expected), "missing: \(expected)")
+        }
+        let jax = try Exporter.module(try TestModels.compile(extras[1].text, path: "stabilised.vae"), target: .jax)
+        XCTAssertTrue(jax.contains("\"log_scale\": params[\"decoder.x.log_scale\"],"))
+        XCTAssertTrue(jax.contains("z_logvar = -jax.nn.softplus(-linear(params, \"encoder.s\", h)) + -jax.nn.softplus(linear(params, \"encoder.z.logvar\", h))"),
+                      "log(s) with s = sigmoid(…) and log(1 − sigmoid(…)) must be vaec's softplus forms")
+    }
+
+    /// The exporter refuses a layer name PyTorch cannot hold, naming the model file, instead of writing a
+    /// module whose state_dict keys would not be vaec's.
+    func testANameTorchCannotHoldIsRefused() throws {
+        let text = TestModels.mlp(inputs: 4, hidden: 3, latents: 2).replacingOccurrences(of: "h = relu(linear(x, 3))", with: "h = relu(linear(x, 3, name: \"training\"))")
+        let result = try TestModels.compile(text, path: "clash.vae")
+        XCTAssertThrowsError(try Exporter.module(result, target: .pytorch)) { error in
+            XCTAssertTrue("\(error)".contains("clash.vae"), "\(error)")
+            XCTAssertTrue("\(error)".contains("training"), "\(error)")
+        }
+        XCTAssertNoThrow(try Exporter.module(result, target: .jax), "JAX keys are plain strings")
+    }
+
+    // MARK: - vaec import
+
+    /// A plain safetensors file under DistributedDataParallel's names comes back as a vaec checkpoint
+    /// with the same values; a wrong shape, a missing or an extra tensor, or a damaged vaec checkpoint is
+    /// refused with every problem named.
+    func testImportChecksAndConverts() throws {
+        let folder = try TestPaths.temporaryFolder(for: self)
+        let result = try TestModels.compile(TestModels.mlp(inputs: 6, hidden: 5, latents: 2), path: "tiny.vae")
+        let model = result.model
+        var random = RandomSource(seed: 4)
+        var plain = SafeTensors()
+        for p in model.parameters {
+            plain.tensors["module." + p.name] = SafeTensors.Tensor(shape: p.dims, values: (0..<p.count).map { _ in random.nextUniform() })
+        }
+        plain.metadata = ["format": "pt", "step": "93"]   // what safetensors.torch.save_file writes, plus a step
+        let input = folder.appendingPathComponent("ddp.safetensors").path
+        try plain.write(to: input)
+        let output = folder.appendingPathComponent("imported.safetensors").path
+        let summary = try CheckpointImport.run(from: input, model: model, to: output)
+        XCTAssertEqual(summary.strippedPrefix, "module.")
+        XCTAssertEqual(summary.step, 93)
+        XCTAssertFalse(summary.wasSealed)
+        let store = ParameterStore(specs: model.parameters)
+        let metadata = try Checkpoint.load(into: store, from: output)
+        XCTAssertEqual(metadata["step"], "93")
+        for (index, p) in model.parameters.enumerated() {
+            XCTAssertEqual(store.values(index), plain.tensors["module." + p.name]!.values, p.name)
+        }
+        // An imported vaec checkpoint is verified and passes through.
+        XCTAssertTrue(try CheckpointImport.run(from: output, model: model, to: output + ".again").wasSealed)
+
+        var wrong = SafeTensors()
+        for p in model.parameters where p.name != "encoder.h.bias" {
+            let dims = p.name == "decoder.h.weight" ? p.dims.reversed() : p.dims
+            wrong.tensors[p.name] = SafeTensors.Tensor(shape: Array(dims), values: [Float](repeating: 0, count: p.count))
+        }
+        wrong.tensors["decoder.extra"] = SafeTensors.Tensor(shape: [1], values: [0])
+        try wrong.write(to: input)
+        XCTAssertThrowsError(try CheckpointImport.run(from: input, model: model, to: output)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains(input), text)
+            XCTAssertTrue(text.contains("no tensor 'encoder.h.bias'"), text)
+            XCTAssertTrue(text.contains("'decoder.h.weight' with shape [2, 5]") && text.contains("transposed?"), text)
+            XCTAssertTrue(text.contains("'decoder.extra'"), text)
+        }
+
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: output)))
+        bytes[bytes.count - 1] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: input))
+        XCTAssertThrowsError(try CheckpointImport.run(from: input, model: model, to: output)) { error in
+            XCTAssertTrue("\(error)".contains("damaged"), "\(error)")
+        }
+    }
+
+    /// The commands: export writes a module, import a checkpoint; mistakes exit 1 with a sentence.
+    func testExportAndImportCommands() throws {
+        let folder = try TestPaths.temporaryFolder(for: self)
+        let model = TestPaths.samples.appendingPathComponent("mnist.vae").path
+        let module = folder.appendingPathComponent("m.py").path
+        let export = try VAECProcess.run(["export", model, "--to", "jax", "-o", module])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        XCTAssertTrue(try String(contentsOfFile: module, encoding: .utf8).contains("def loss_and_grads(params, x, eps, hypers=None):"))
+        let bad = try VAECProcess.run(["export", model, "--to", "tensorflow"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("unknown export target 'tensorflow'"), bad.stderr)
+        let missing = try VAECProcess.run(["import", folder.appendingPathComponent("none.safetensors").path, "--model", model, "-o", module + ".st"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("none.safetensors"), missing.stderr)
+        let help = try VAECProcess.run(["help", "import"])
+        XCTAssertTrue(help.stdout.contains("vaec import CHECKPOINT.safetensors --model"), help.stdout)
+    }
+}
+
+/// The Python that runs the exported modules: $VAEC_PYTHON, the peers' environment that
+/// ../shared/anchors/setup.sh creates (~/.cache/vaec-anchors), or python3, whichever first has numpy and
+/// PyTorch or JAX.
+enum PythonPeers {
+    struct Found {
+        var python: String
+        var targets: [ExportTarget]
+    }
+
+    static let found: Found? = {
+        var candidates: [String] = []
+        if let v = ProcessInfo.processInfo.environment["VAEC_PYTHON"], !v.isEmpty { candidates.append(v) }
+        candidates.append(FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/vaec-anchors/bin/python").path)
+        candidates.append("python3")
+        let probe = "import importlib.util as u; print(*[int(u.find_spec(m) is not None) for m in ('numpy', 'torch', 'jax')])"
+        for candidate in candidates {
+            guard let result = try? run(candidate, ["-c", probe], timeout: 60), result.status == 0 else { continue }
+            let flags = result.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "1" }
+            guard flags.count == 3, flags[0] else { continue }
+            let targets = [flags[1] ? ExportTarget.pytorch : nil, flags[2] ? .jax : nil].compactMap { $0 }
+            if !targets.isEmpty { return Found(python: candidate, targets: targets) }
+        }
+        return nil
+    }()
+
+    static func require() throws -> Found {
+        guard let found else {
+            throw XCTSkip("no Python with numpy and PyTorch or JAX (tried $VAEC_PYTHON, ~/.cache/vaec-anchors/bin/python, python3): the export equivalence check did not run; ../shared/anchors/setup.sh installs them")
+        }
+        return found
+    }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// A running Python fed on stdin, its output collected in the background.
+    final class Running: @unchecked Sendable {
+        let process = Process()
+        let input = Pipe()
+        private let lock = NSLock()
+        private var out = Data(), err = Data()
+        private let done = DispatchGroup()
+
+        fileprivate func collect(_ pipe: Pipe, stdout: Bool) {
+            done.enter()
+            DispatchQueue.global().async {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                self.lock.lock()
+                if stdout { self.out = data } else { self.err = data }
+                self.lock.unlock()
+                self.done.leave()
+            }
+        }
+
+        /// Writes to stdin; a driver that already ended is noticed at `finish` (SIGPIPE is ignored).
+        func write(_ data: Data) { try? input.fileHandleForWriting.write(contentsOf: data) }
+
+        /// Closes stdin and waits for the end (killed after `timeout` seconds).
+        func finish(timeout: TimeInterval) -> Result {
+            try? input.fileHandleForWriting.close()
+            let watchdog = DispatchWorkItem { [process] in if process.isRunning { process.terminate() } }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+            done.wait()
+            process.waitUntilExit()
+            watchdog.cancel()
+            lock.lock(); defer { lock.unlock() }
+            return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                          stderr: String(decoding: err, as: UTF8.self))
+        }
+    }
+
+    static func start(_ python: String, _ arguments: [String]) throws -> Running {
+        signal(SIGPIPE, SIG_IGN)
+        let running = Running()
+        let process = running.process
+        if python.contains("/") {
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [python] + arguments
+        }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = running.input
+        try process.run()
+        running.collect(out, stdout: true)
+        running.collect(err, stdout: false)
+        return running
+    }
+
+    /// Runs `python arguments…` (a bare name is looked up on PATH) to completion, killed after `timeout` s.
+    static func run(_ python: String, _ arguments: [String], timeout: TimeInterval) throws -> Result {
+        try start(python, arguments).finish(timeout: timeout)
+    }
+}

@@ -1,0 +1,350 @@
+import Foundation
+import XCTest
+@testable import VAECore
+
+/// Issue 3: the kernel program (fused elementwise kernels, GEMMs in stages, one planned arena) against
+/// the plain one-node-at-a-time interpreter on every sample; the same bits for one and two threads; the
+/// vector math against Double-precision Foundation; the memory plan's liveness. No timings here: those
+/// live in `vaec bench`.
+final class KernelTests: XCTestCase {
+    // MARK: Helpers
+
+    /// An executable with every leaf bound to seeded values: parameters from the model's initialisation,
+    /// data uniform in (0.05, 0.95) (inside every likelihood's support), standard normal noise.
+    final class Bound {
+        let executable: Executable
+        let parameters: ParameterStore
+        private var storage: [UnsafeMutablePointer<Float>] = []
+
+        init(_ program: CompiledProgram, outputs: [String], batch: Int, threads: Int, seed: UInt64 = 7) {
+            let model = program.model
+            executable = Executable(graph: program.graph, outputs: outputs, batch: batch, threads: threads)
+            var rng = RandomSource(seed: seed)
+            parameters = ParameterStore(specs: model.parameters)
+            parameters.initialize(random: &rng)
+            for (i, spec) in model.parameters.enumerated() {
+                if let id = executable.uses(.parameter(spec.name)) { executable.bind(id, to: parameters.pointers[i]) }
+            }
+            for (op, values) in [(Op.input(model.input.name), rng.uniform(batch * model.input.featureCount, in: 0.05...0.95)),
+                                 (Op.noise(model.latent.name), rng.normals(batch * model.latent.featureCount))] {
+                guard let id = executable.uses(op) else { continue }
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
+                p.initialize(from: values, count: values.count)
+                storage.append(p)
+                executable.bind(id, to: p)
+            }
+            let hypers: [String: Float] = ["beta": 0.8, "1/batch": 1 / Float(batch), "batch": Float(batch),
+                                           "recon_weight": 1.3, "capacity": 2]
+            for (name, _) in executable.leaves(where: { if case .hyper(let n) = $0 { n } else { nil } }) {
+                executable.setHyper(name, hypers[name] ?? 0.5)
+            }
+        }
+
+        deinit { for p in storage { p.deallocate() } }
+
+        func values(_ output: String) -> [Float] {
+            guard let p = executable.value(output) else { return [] }
+            return Array(UnsafeBufferPointer(start: p, count: executable.elementCount(of: output)))
+        }
+
+        /// Every output after the kernel program, then after the plain interpreter.
+        func bothWays(_ outputs: [String]) -> (fused: [[Float]], plain: [[Float]]) {
+            executable.run()
+            let fused = outputs.map(values)
+            executable.run(inspecting: { _, _ in })
+            return (fused, outputs.map(values))
+        }
+    }
+
+    static func trainOutputs(_ model: ModelSpec) -> [String] {
+        [OutputName.loss, OutputName.reconstruction, OutputName.kl] + model.parameters.map { OutputName.gradient($0.name) }
+    }
+
+    /// |a − b| ≤ 1e-4·scale + 2e-4·|b|, where scale is the largest magnitude of the whole output: sums
+    /// in a different order differ by a few float roundings of the terms, not of the (smaller) result.
+    func assertAgree(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        let scale = b.reduce(Float(0)) { max($0, $1.isFinite ? abs($1) : 0) }
+        var worst: (Int, Float, Float)?
+        for (i, (x, y)) in zip(a, b).enumerated() {
+            if x.isNaN && y.isNaN { continue }
+            if x == y { continue }
+            if !(abs(x - y) <= 1e-4 * scale + 2e-4 * abs(y)) { worst = worst ?? (i, x, y) }
+        }
+        if let (i, x, y) = worst { XCTFail("\(what)[\(i)]: fused \(x), plain \(y) (scale \(scale))", file: file, line: line) }
+    }
+
+    // MARK: Fused program = plain interpreter
+
+    func testFusedProgramAgreesWithPlainInterpreterOnEverySample() throws {
+        let samples = try TestPaths.files(in: TestPaths.samples, withExtension: "vae")
+        XCTAssertGreaterThan(samples.count, 5)
+        for url in samples {
+            let result = try Compiler.compile(path: url.path)
+            let program = result.program
+            let outputs = Self.trainOutputs(program.model)
+            let bound = Bound(program, outputs: outputs, batch: 3, threads: 1)
+            // The program really is fused: fewer kernels than IR nodes with work, and some kernel runs a chain.
+            let work = bound.executable.schedule.filter { program.graph[$0].op.kind != .leaf }.count
+            XCTAssertLessThan(bound.executable.program.kernels.count, work, url.lastPathComponent)
+            let (fused, plain) = bound.bothWays(outputs)
+            for (name, (f, p)) in zip(outputs, zip(fused, plain)) {
+                XCTAssertFalse(f.isEmpty, "\(url.lastPathComponent): \(name) missing")
+                assertAgree(f, p, "\(url.lastPathComponent): \(name)")
+            }
+            XCTAssertTrue(fused[0][0].isFinite, "\(url.lastPathComponent): the loss is not finite")
+        }
+    }
+
+    func testMNISTLikelihoodAndItsGradientAreOneKernel() throws {
+        let program = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path).program
+        let e = Executable(graph: program.graph, outputs: Self.trainOutputs(program.model), batch: 8)
+        let graph = program.graph
+        let fused = e.program.kernels.compactMap { k -> FusedKernel? in if case .fused(let f) = k { f } else { nil } }
+        // The kernel over the decoder's [B,784] logits computes softplus, its sigmoid gradient and both sums.
+        let pixels = try XCTUnwrap(fused.first { $0.domain == .example(784) })
+        let ops = Set(pixels.nodes.map { graph[$0].op.mnemonic })
+        XCTAssertTrue(ops.isSuperset(of: ["softplus", "sigmoid", "sum_features", "sum_batch"]), "\(ops)")
+        XCTAssertEqual(fused.filter { $0.domain == .example(784) }.count, 1)
+        // Its only full-size store is the gradient the GEMMs need; the logits never reach memory.
+        XCTAssertEqual(pixels.stores.count, 1)
+        // The reparameterisation, the KL and the KL's gradient over [B,20] are one kernel too.
+        let latent = try XCTUnwrap(fused.first { $0.domain == .example(20) })
+        XCTAssertTrue(Set(latent.nodes.map { graph[$0].op.mnemonic }).isSuperset(of: ["exp", "sum_features"]))
+    }
+
+    // MARK: Threads
+
+    /// Same seed, same bits, with one thread or two: the GEMMs split across the output, the fused kernels
+    /// across fixed row chunks whose column sums are added in chunk order, the Adam update across fixed
+    /// pieces. Batch 64 makes every kind of split happen.
+    func testOneAndTwoThreadsGiveTheSameBits() throws {
+        let program = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path).program
+        let outputs = Self.trainOutputs(program.model)
+        let one = Bound(program, outputs: outputs, batch: 64, threads: 1)
+        let two = Bound(program, outputs: outputs, batch: 64, threads: 2)
+        XCTAssertTrue(two.executable.staging.stages.contains { $0.split })
+        XCTAssertTrue(two.executable.staging.stages.contains { $0.kernels.count == 2 })
+        one.executable.run()
+        two.executable.run()
+        for name in outputs {
+            let a = one.values(name), b = two.values(name)
+            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), name)
+        }
+        // And Adam, one thread against two, on those gradients.
+        let specs = program.model.parameters
+        let adams = [Adam(spec: program.model.train.optimizer, parameters: specs),
+                     Adam(spec: program.model.train.optimizer, parameters: specs)]
+        adams[1].threads = 2
+        let stores = [one.parameters, two.parameters]
+        for (adam, bound) in zip(adams, [one, two]) {
+            let gradients = specs.map { bound.executable.value(OutputName.gradient($0.name))! }
+            for _ in 0..<2 { adam.update(parameters: bound.parameters, gradients: gradients) }
+        }
+        for i in specs.indices {
+            XCTAssertEqual(stores[0].values(i).map(\.bitPattern), stores[1].values(i).map(\.bitPattern), specs[i].name)
+        }
+    }
+
+    /// The vector Adam gives the scalar formula's bits (same operations, same order, lane by lane).
+    func testAdamMatchesTheScalarFormula() {
+        let specs = [ParameterSpec(name: "w", dims: [37], initialization: .constant(0))]
+        let adam = Adam(spec: OptimizerSpec(), parameters: specs)
+        let store = ParameterStore(specs: specs)
+        var rng = RandomSource(seed: 3)
+        let p0 = rng.normals(37), g = rng.normals(37)
+        store.set(0, p0)
+        let gradient = UnsafeMutablePointer<Float>.allocate(capacity: 37)
+        defer { gradient.deallocate() }
+        gradient.initialize(from: g, count: 37)
+        adam.update(parameters: store, gradients: [gradient])
+        // Step 1 by hand: m = 0.1g, v = 0.001g², p −= (lr/0.1)·m / (√v/√0.001 + ε).
+        let b1: Float = 0.9, b2: Float = 0.999
+        let stepSize = Float(1e-3 / (1 - 0.9)), root = Float((1 - 0.999).squareRoot())
+        for i in 0..<37 {
+            let m = b1 * 0 + (1 - b1) * g[i], v = b2 * 0 + (1 - b2) * g[i] * g[i]
+            let expected = p0[i] - stepSize * m / (v.squareRoot() / root + 1e-8)
+            XCTAssertEqual(store.values(0)[i].bitPattern, expected.bitPattern, "value \(i)")
+        }
+    }
+
+    // MARK: Vector math
+
+    /// Error of a Float result in units in the last place of the Double reference.
+    static func ulps(_ f: Float, _ reference: Double) -> Double {
+        if reference.isNaN { return f.isNaN ? 0 : .infinity }
+        if reference.isInfinite || Float(reference).isInfinite { return Double(f) == Double(Float(reference)) ? 0 : .infinity }
+        let r = Float(reference)
+        let ulp = Double(max(r.magnitude.ulp, Float.leastNonzeroMagnitude))
+        return abs(Double(f) - reference) / ulp
+    }
+
+    func worstError(_ f: (SIMD16<Float>) -> SIMD16<Float>, _ reference: (Double) -> Double, _ xs: [Float]) -> (Double, Float) {
+        var worst = (0.0, Float(0))
+        var i = 0
+        while i < xs.count {
+            var v = SIMD16<Float>(repeating: 0)
+            let n = min(16, xs.count - i)
+            for j in 0..<n { v[j] = xs[i + j] }
+            let y = f(v)
+            for j in 0..<n {
+                let e = Self.ulps(y[j], reference(Double(xs[i + j])))
+                if e > worst.0 { worst = (e, xs[i + j]) }
+            }
+            i += 16
+        }
+        return worst
+    }
+
+    /// A dense sweep of [lo, hi] plus the given extra points.
+    static func sweep(_ lo: Float, _ hi: Float, count: Int, extra: [Float] = []) -> [Float] {
+        (0...count).map { lo + (hi - lo) * Float($0) / Float(count) } + extra
+    }
+
+    func testExpIsWithinOneUlpFromUnderflowToOverflow() {
+        let xs = Self.sweep(-104, 89, count: 200_000, extra: [0, -0.0, 88.72, 88.7228, -87.33, -100, -103.9, 1e-8, -1e-8])
+        let (error, at) = worstError(VectorMath.exp, Foundation.exp, xs)
+        XCTAssertLessThanOrEqual(error, 1, "exp is \(error) ulp off at \(at)")
+        let special = VectorMath.exp(SIMD16<Float>([.infinity, -.infinity, .nan, 89, 88.7228, -104, -200, 0,
+                                                    -100, 1, -1, 10, -10, 20, -87, 88]))
+        XCTAssertEqual(special[0], .infinity)
+        XCTAssertEqual(special[1], 0)
+        XCTAssertTrue(special[2].isNaN)
+        XCTAssertEqual(special[3], .infinity)
+        XCTAssertTrue(special[4].isFinite && special[4] > 3.4e38)
+        XCTAssertEqual(special[5], 0)
+        XCTAssertEqual(special[6], 0)
+        XCTAssertEqual(special[7], 1)
+        XCTAssertTrue(special[8] > 0 && special[8] < Float.leastNormalMagnitude, "exp(−100) is subnormal, got \(special[8])")
+    }
+
+    func testLogIsWithinOneUlpOverEveryBinadeIncludingSubnormals() {
+        var xs: [Float] = []
+        for k in -149...127 {
+            for t in stride(from: Float(1), to: 2, by: 1 / 64) { xs.append(Float(sign: .plus, exponent: k, significand: t)) }
+        }
+        xs += Self.sweep(0.5, 2, count: 100_000)
+        let (error, at) = worstError(VectorMath.log, Foundation.log, xs.filter { $0.isFinite && $0 > 0 })
+        XCTAssertLessThanOrEqual(error, 1, "log is \(error) ulp off at \(at)")
+        let special = VectorMath.log(SIMD16<Float>([0, -0.0, -1, .infinity, -.infinity, .nan, 1, Float.leastNonzeroMagnitude,
+                                                    Float.greatestFiniteMagnitude, 2, 0.5, 10, 1e-30, 1e30, 3, 4]))
+        XCTAssertEqual(special[0], -.infinity)
+        XCTAssertEqual(special[1], -.infinity)
+        XCTAssertTrue(special[2].isNaN)
+        XCTAssertEqual(special[3], .infinity)
+        XCTAssertTrue(special[4].isNaN)
+        XCTAssertTrue(special[5].isNaN)
+        XCTAssertEqual(special[6], 0)
+        XCTAssertEqual(special[7], Float(Foundation.log(Double(Float.leastNonzeroMagnitude))), accuracy: 1e-5)
+    }
+
+    func testSoftplusSigmoidAndTanhAgainstDouble() {
+        let xs = Self.sweep(-120, 120, count: 200_000, extra: [0, -0.0, 1e-20, -1e-20, 88, -88, 100, -100])
+        func softplus(_ x: Double) -> Double { max(x, 0) + Foundation.log1p(Foundation.exp(-abs(x))) }
+        func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+        let (sp, spAt) = worstError(VectorMath.softplus, softplus, xs)
+        XCTAssertLessThanOrEqual(sp, 2, "softplus is \(sp) ulp off at \(spAt)")
+        let (sg, sgAt) = worstError(VectorMath.sigmoid, sigmoid, xs)
+        XCTAssertLessThanOrEqual(sg, 2.5, "sigmoid is \(sg) ulp off at \(sgAt)")
+        let (th, thAt) = worstError(VectorMath.tanh, Foundation.tanh, xs)
+        XCTAssertLessThanOrEqual(th, 2, "tanh is \(th) ulp off at \(thAt)")
+        let special = SIMD16<Float>([.infinity, -.infinity, .nan, 0, -0.0, 100, -100, 1e-30, 0, 0, 0, 0, 0, 0, 0, 0])
+        let s = VectorMath.softplus(special), g = VectorMath.sigmoid(special), t = VectorMath.tanh(special)
+        XCTAssertEqual(s[0], .infinity); XCTAssertEqual(s[1], 0); XCTAssertTrue(s[2].isNaN)
+        XCTAssertEqual(s[3], Float(Foundation.log(2.0)))
+        XCTAssertEqual(g[0], 1); XCTAssertEqual(g[1], 0); XCTAssertTrue(g[2].isNaN); XCTAssertEqual(g[3], 0.5)
+        XCTAssertEqual(t[0], 1); XCTAssertEqual(t[1], -1); XCTAssertTrue(t[2].isNaN)
+        XCTAssertEqual(t[3].bitPattern, Float(0).bitPattern); XCTAssertEqual(t[4].bitPattern, Float(-0.0).bitPattern)
+        XCTAssertEqual(t[7], 1e-30)
+    }
+
+    /// jax#777: an approximate reciprocal made σ'(x) = σ(1−σ) NaN at large |x|. Through the compiled
+    /// gradient of Σσ(x), fused and plain: finite, and the IR's formula σ·(1−σ) evaluated in Float from the
+    /// correctly rounded σ (so σ'(20) is 0: σ(20) rounds to 1 in Float, as in any float32 framework).
+    func testSigmoidGradientAtPlusMinus100IsFiniteAndExact() {
+        var b = GraphBuilder()
+        let x = b.add(.parameter("x"), name: "x", shape: .fixed(6))
+        let loss = b.add(.sumFeatures, [b.unary(.sigmoid, x)])
+        let gradient = ReverseMode.gradients(of: loss, withRespectTo: [x], in: &b)[0]
+        b.setOutput("loss", loss)
+        b.setOutput("g", gradient)
+        let e = Executable(graph: b.graph, outputs: ["loss", "g"], batch: 1)
+        let points: [Float] = [100, -100, 0, 20, -20, 3]
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: 6)
+        defer { p.deallocate() }
+        p.initialize(from: points, count: 6)
+        e.bind(e.uses(.parameter("x"))!, to: p)
+        for plain in [false, true] {
+            if plain { e.run(inspecting: { _, _ in }) } else { e.run() }
+            let g = Array(UnsafeBufferPointer(start: e.value("g")!, count: 6))
+            for (x, gx) in zip(points, g) {
+                let s = Float(1 / (1 + Foundation.exp(-Double(x))))
+                let expected = s * (1 - s)
+                XCTAssertTrue(gx.isFinite, "σ'(\(x)) = \(gx)")
+                XCTAssertLessThanOrEqual(Self.ulps(gx, Double(expected)), 2, "σ'(\(x)) = \(gx), expected \(expected)")
+            }
+        }
+    }
+
+    func testAllFiniteFindsEveryBadValueWherever() {
+        let n = 37
+        var values = [Float](repeating: 1.5, count: n)
+        XCTAssertTrue(VectorMath.allFinite(values, n))
+        for bad in [Float.nan, .infinity, -.infinity] {
+            for position in [0, 15, 16, 31, 32, 36] {
+                values[position] = bad
+                XCTAssertFalse(VectorMath.allFinite(values, n), "\(bad) at \(position)")
+                values[position] = 1.5
+            }
+        }
+        values[36] = .nan
+        XCTAssertTrue(VectorMath.allFinite(values, 36), "only the first 36 are looked at")
+        XCTAssertTrue(VectorMath.allFinite([Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude], 2))
+    }
+
+    // MARK: Memory plan
+
+    func testPlannedBuffersNeverOverlapWhileBothAreLive() throws {
+        let program = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path).program
+        for threads in [1, 2] {
+            let e = Executable(graph: program.graph, outputs: Self.trainOutputs(program.model), batch: 16, threads: threads)
+            let graph = program.graph, stageOf = e.staging.stageOfKernel
+            var lastRead: [ValueID: Int] = [:]
+            var written: [ValueID: Int] = [:]
+            for (k, kernel) in e.program.kernels.enumerated() {
+                for v in kernel.reads { lastRead[v] = max(lastRead[v] ?? 0, stageOf[k]) }
+                for v in kernel.results { written[v] = stageOf[k] }
+            }
+            let placed = e.plan.arena.map { v, offset in
+                (v, offset, offset + graph[v].shape.elementCount(batch: 16), written[v]!, lastRead[v] ?? written[v]!)
+            }
+            XCTAssertGreaterThan(placed.count, 10)
+            for a in placed {
+                for b in placed where a.0 < b.0 {
+                    let liveTogether = a.3 <= b.4 && b.3 <= a.4
+                    let share = a.1 < b.2 && b.1 < a.2
+                    XCTAssertFalse(liveTogether && share, "%\(a.0) and %\(b.0) share memory while both are live")
+                }
+            }
+            // Reuse happened: the arena is smaller than one buffer per value.
+            let total = placed.reduce(0) { $0 + BufferPlan.aligned($1.2 - $1.1) }
+            XCTAssertLessThan(e.plan.arenaSize, total)
+        }
+    }
+
+    /// The plain interpreter still reports every scheduled node's value (the NaN guard and
+    /// `vaec grad --values` rely on it), with the same outputs as the kernel program.
+    func testInspectingRunVisitsEveryNode() throws {
+        let program = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path).program
+        let bound = Bound(program, outputs: [OutputName.loss], batch: 2, threads: 1)
+        var seen: [ValueID] = []
+        bound.executable.run(inspecting: { id, values in
+            seen.append(id)
+            XCTAssertEqual(values.count, program.graph[id].shape.elementCount(batch: 2))
+        })
+        XCTAssertEqual(seen, bound.executable.schedule)
+        let plain = bound.values(OutputName.loss)
+        bound.executable.run()
+        assertAgree(bound.values(OutputName.loss), plain, "loss")
+    }
+}
