@@ -58,8 +58,9 @@ enum BenchCommand {
         print("\(model.name): batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), \(data.synthetic ? "synthetic data" : "data \((data.path as NSString).lastPathComponent)")")
         print(String(format: "%.2f ms/step (median of %d steps; min %.2f, max %.2f), %.3f GFLOP/step, %.1f GFLOP/s",
                      median * 1e3, steps, times.min()! * 1e3, times.max()! * 1e3, flops / 1e9, flops / median / 1e9))
-        print(String(format: "compile %.1f ms (file → kernel program; median of %d, first %.1f ms), peak RSS %.1f MiB",
-                     compileMedian * 1e3, compileTimes.count, compileTimes[0] * 1e3, peakMiB))
+        print(String(format: "compile %.1f ms (file → kernel program; median of %d, first %.1f ms), peak RSS %.1f MiB, the step's values %.2f MiB",
+                     compileMedian * 1e3, compileTimes.count, compileTimes[0] * 1e3, peakMiB,
+                     Double(bench.executable.bytesAllocated) / 1_048_576))
         let parts: [(String, Double)] = [
             ("gemm", profile.seconds[.gemm] ?? 0), ("elementwise", profile.seconds[.elementwise] ?? 0),
             ("update", phases["update"] ?? 0), ("data", phases["data"] ?? 0),

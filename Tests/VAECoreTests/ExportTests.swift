@@ -153,6 +153,7 @@ final class ExportTests: XCTestCase {
 
         let rows = 0..<16
         var datasets: [String: Dataset] = [:]
+        var checkpoints: [String: String] = [:]
         for (modelIndex, path) in models.enumerated() {
             let result = try Compiler.compile(path: path)
             let model = result.model
@@ -162,15 +163,23 @@ final class ExportTests: XCTestCase {
                 let text = try Exporter.module(result, target: target, modelDirectory: directory)
                 try text.write(toFile: folder.appendingPathComponent("\(name)_\(target.rawValue).py").path, atomically: true, encoding: .utf8)
             }
-            // vaec's initialisation, with learned log-scales moved off 0 so that σ ≠ 1 is tested.
-            let parameters = ParameterStore(specs: model.parameters)
-            var random = RandomSource(seed: 11)
-            parameters.initialize(random: &random)
-            for (index, spec) in model.parameters.enumerated() where spec.initialization == .constant(0) {
-                parameters.set(index, (0..<spec.count).map { _ in -random.nextUniform() })
+            // vaec's initialisation, with learned log-scales moved off 0 so that σ ≠ 1 is tested. Models with the
+            // same parameters share one checkpoint (vaec loads any checkpoint with the right names and shapes;
+            // the debug build takes a second or two to write one).
+            let signature = model.parameters.map { "\($0.name)\($0.dims)\($0.initialization)" }.joined(separator: ";")
+            let ownsCheckpoint = checkpoints[signature] == nil
+            if ownsCheckpoint {
+                let parameters = ParameterStore(specs: model.parameters)
+                var random = RandomSource(seed: 11)
+                parameters.initialize(random: &random)
+                for (index, spec) in model.parameters.enumerated() where spec.initialization == .constant(0) {
+                    parameters.set(index, (0..<spec.count).map { _ in -random.nextUniform() })
+                }
+                let path = folder.appendingPathComponent("\(name).safetensors").path
+                try Checkpoint.save(parameters, model: model, epoch: 0, step: 20, to: path)
+                checkpoints[signature] = path
             }
-            let checkpoint = folder.appendingPathComponent("\(name).safetensors").path
-            try Checkpoint.save(parameters, model: model, epoch: 0, step: 20, to: checkpoint)
+            let checkpoint = checkpoints[signature]!
 
             let source = model.train.data!
             let key = "\(source.path)|\(source.scale)|\(directory)"
@@ -200,7 +209,7 @@ final class ExportTests: XCTestCase {
                         "checkpoint": checkpoint, "rows": [rows.lowerBound, rows.upperBound],
                         "noise": label == "zero" ? "zero" : noisePath, "gradients": gradients,
                     ]
-                    if label == "zero" { entry["resave"] = folder.appendingPathComponent("\(name)_\(target.rawValue)_resaved.safetensors").path }
+                    if label == "zero" && ownsCheckpoint { entry["resave"] = folder.appendingPathComponent("\(name)_\(target.rawValue)_resaved.safetensors").path }
                     try send(entry)
                 }
             }
@@ -290,6 +299,86 @@ final class ExportTests: XCTestCase {
         let run = try PythonPeers.run(peers.python, [Self.driver.path, "--manifest", manifest.path], timeout: 300)
         XCTAssertEqual(run.status, 1, "the tampered module passed:\n\(run.stdout)\(run.stderr)")
         XCTAssertTrue(run.stdout.contains("FAIL"), run.stdout)
+    }
+
+    /// The module draws vaec's random stream: the same uniforms, normals, permutations and initial
+    /// parameters as RandomSource and ParameterStore.initialize, bit for bit.
+    func testTheModuleDrawsVaecsRandomStream() throws {
+        let peers = try PythonPeers.require()
+        let folder = try TestPaths.temporaryFolder(for: self)
+        let result = try TestModels.compile(TestModels.mlp(inputs: 5, hidden: 4, latents: 3), path: folder.appendingPathComponent("tiny.vae").path)
+        let module = folder.appendingPathComponent("tiny_module.py")
+        try Exporter.module(result, target: peers.targets[0]).write(to: module, atomically: true, encoding: .utf8)
+        let script = """
+        import json, sys
+        sys.path.insert(0, \(Python.string(folder.path)))
+        import tiny_module as m
+        r = m.VaecRandom(12345)
+        out = {"uniform": r.uniform(5).tolist(), "normal": r.normal(7).tolist(), "permutation": r.permutation(10).tolist()}
+        out["parameters"] = {k: v.ravel().tolist() for k, v in m.vaec_initial_parameters(m.VaecRandom(3)).items()}
+        print(json.dumps(out))
+        """
+        let run = try PythonPeers.run(peers.python, ["-c", script], timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let drawn = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        var random = RandomSource(seed: 12345)
+        let uniforms = (0..<5).map { _ in random.nextUniform() }
+        var normals = [Float](repeating: 0, count: 7)
+        normals.withUnsafeMutableBufferPointer { random.fillNormal($0.baseAddress!, count: 7) }
+        let permutation = random.permutation(10)
+        XCTAssertEqual((drawn["uniform"] as? [Double])?.map { Float($0) }, uniforms)
+        XCTAssertEqual((drawn["normal"] as? [Double])?.map { Float($0) }, normals)
+        XCTAssertEqual(drawn["permutation"] as? [Int], permutation)
+        let store = ParameterStore(specs: result.model.parameters)
+        var initial = RandomSource(seed: 3)
+        store.initialize(random: &initial)
+        let parameters = try XCTUnwrap(drawn["parameters"] as? [String: [Double]])
+        for (index, spec) in result.model.parameters.enumerated() {
+            XCTAssertEqual(parameters[spec.name]?.map { Float($0) }, store.values(index), spec.name)
+        }
+    }
+
+    /// The exported training loop is vaec's run: from the same stream, with GECO's λ updated after every
+    /// step, an epoch (40 steps) of a small model gives vaec's train and test figures and β to float32 rounding.
+    func testTheExportedTrainingFollowsVaecsRun() throws {
+        let peers = try PythonPeers.require()
+        let folder = try TestPaths.temporaryFolder(for: self)
+        let data = TestPaths.samples.appendingPathComponent("data")
+        let text = TestModels.mlp(inputs: 784, hidden: 16, latents: 3, objective: "beta: geco(kappa: 400, alpha: 0.0005)",
+                                  train: """
+                                  data: idx("\(data.appendingPathComponent("mnist5k-train-images-idx3-ubyte").path)", scale: 1/255)
+                                  test: idx("\(data.appendingPathComponent("mnist5k-test-images-idx3-ubyte").path)", scale: 1/255)
+                                  batch: 100
+                                  epochs: 1
+                                  seed: 5
+                                  """)
+        let modelPath = folder.appendingPathComponent("geco_tiny.vae").path
+        try text.write(toFile: modelPath, atomically: true, encoding: .utf8)
+        let result = try Compiler.compile(path: modelPath)
+        let model = result.model
+        let trainer = try Trainer(program: result.program,
+                                  train: try Dataset.load(model.train.data!, relativeTo: folder.path, input: model.input),
+                                  test: try Dataset.load(model.train.test!, relativeTo: folder.path, input: model.input))
+        let history = try trainer.run()
+        XCTAssertEqual(history.count, 1)
+        let lambda = try XCTUnwrap(trainer.controller.lambda)
+        XCTAssertTrue(lambda > 10 && lambda < 1e5, "GECO's λ must have moved, within its bounds, for the test to cover it: \(lambda)")
+        for target in peers.targets {
+            let module = folder.appendingPathComponent("geco_tiny_\(target.rawValue).py").path
+            try Exporter.module(result, target: target).write(toFile: module, atomically: true, encoding: .utf8)
+            let run = try PythonPeers.run(peers.python, [module], timeout: 300)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let lines = run.stdout.split(separator: "\n").filter { $0.hasPrefix("epoch") }
+            XCTAssertEqual(lines.count, 1, run.stdout)
+            for (line, report) in zip(lines, history) {
+                let numbers = line.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: CharacterSet(charactersIn: "(),"))) }
+                // epoch, train −ELBO, recon, KL, test −ELBO, β, seconds
+                XCTAssertEqual(numbers[1], report.trainELBO, accuracy: 1e-3 * report.trainELBO, "\(target): \(line)")
+                XCTAssertEqual(numbers[4], report.testELBO!, accuracy: 1e-3 * report.testELBO!, "\(target): \(line)")
+                // The effective β of the epoch's last step: 1/λ, λ as vaec's controller set it.
+                XCTAssertEqual(numbers[5], report.beta, accuracy: 1e-3 * report.beta, "\(target): \(line)")
+            }
+        }
     }
 
     // MARK: - The generated text (no Python needed)

@@ -126,6 +126,22 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Operands read in place (Aᵀ stored k×m, B stored k×n, A stored m×k when n ≤ 24) versus
+    /// packed: leading dimensions that are multiples of 64 floats force the packed path.
+    func testDirectAndPackedOperandPaths() {
+        for (ta, tb) in GEMMTests.transposes {
+            for (m, n, k) in [(60, 60, 60), (60, 20, 60), (20, 60, 60), (61, 23, 130)] {
+                for (padA, padB) in [(3, 5), (0, 0)] {
+                    var t = Case(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 1, beta: 1)
+                    t.padA = padA == 0 ? 64 - (ta ? m : k) % 64 : padA   // lda = 64 or 128
+                    t.padB = padB == 0 ? 64 - (tb ? k : n) % 64 : padB
+                    if padA == 0 { XCTAssertEqual(t.lda % 64, 0) }
+                    check(t)
+                }
+            }
+        }
+    }
+
     /// The VAE shapes the runtime uses, scaled down in the batch dimension.
     func testVAELikeShapes() {
         let batch = 16
@@ -184,10 +200,13 @@ final class GEMMTests: XCTestCase {
     func testThreadsBitIdentical() {
         let shapes: [(Bool, Bool, Int, Int, Int)] = [
             (false, true, 64, 264, 300),   // split along n, two k-blocks, 8-wide tail
-            (true, false, 600, 20, 400),   // narrow n: split along m, narrow tiles
+            (true, false, 600, 20, 400),   // narrow n: split along m, narrow tiles, Aᵀ in place
+            (false, true, 512, 48, 200),   // n ≤ 64: row-pointer kernels on A in place, split along m
         ]
         for (ta, tb, m, n, k) in shapes {
-            XCTAssertGreaterThanOrEqual(2 * m * n * k, GEMM.parallelFlopThreshold)
+            let lda = ta ? m + 3 : k + 3
+            XCTAssertEqual(GEMM.threadsUsed(m: m, n: n, k: k, threads: 2, transposeA: ta, lda: lda), 2)
+            XCTAssertEqual(GEMM.threadsUsed(m: m, n: n, k: k, threads: 3, transposeA: ta, lda: lda), 3)
             for (alpha, beta): (Float, Float) in [(1, 0), (0.5, 1)] {
                 let t = Case(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, beta: beta)
                 let one = run(t, threads: 1).got

@@ -195,4 +195,69 @@ final class WeightingTests: XCTestCase {
             }
         }
     }
+
+    /// The mixture prior's sampled KL equals log q(z|x) − log p(z) computed independently in Double from
+    /// the same parameters, noise and z, and an analytic KL against a mixture is refused with one error.
+    func testMixturePriorSampledKLAgainstDirectComputation() throws {
+        let text = """
+        model mix
+        input x: [3]
+        latent z: [2] ~ mixture(components: 3)
+        encoder q(z | x) { z ~ normal(mean: linear(x, 2), logvar: linear(x, 2)) }
+        decoder p(x | z) { x ~ bernoulli(logits: linear(z, 3)) }
+        objective { kl: sampled }
+        """
+        let program = try Compiler.compile(source: SourceFile(path: "mix.vae", text: text)).program
+        XCTAssertEqual(program.model.parameters.filter { $0.name.hasPrefix("prior.") }.count, 9)
+        let parameters = ParameterStore(specs: program.model.parameters)
+        var rng = RandomSource(seed: 5)
+        parameters.initialize(random: &rng)
+        for k in 1...3 {   // distinct weights and spreads, so every term matters
+            parameters.set(parameters.index(of: Prior.mixtureNames(k).logit)!, [Float(k) * 0.7 - 1])
+            parameters.set(parameters.index(of: Prior.mixtureNames(k).logStd)!, [Float(k) * 0.3 - 0.5, 0.2])
+        }
+        let batch = 5
+        let e = Executable(graph: program.graph, outputs: [OutputName.kl, OutputName.posteriorMean, OutputName.posteriorLogVariance], batch: batch)
+        for (i, spec) in program.model.parameters.enumerated() {
+            if let id = e.uses(.parameter(spec.name)) { e.bind(id, to: parameters.pointers[i]) }
+        }
+        var x: [Float] = (0..<batch * 3).map { Float($0 % 7) / 7 }
+        var eps: [Float] = (0..<batch * 2).map { Float($0) * 0.37 - 1.5 }
+        x.withUnsafeMutableBufferPointer { e.bind(e.uses(.input("x"))!, to: $0.baseAddress!) }
+        eps.withUnsafeMutableBufferPointer { e.bind(e.uses(.noise("z"))!, to: $0.baseAddress!) }
+        e.run()
+        let mu = e.value(OutputName.posteriorMean)!, logvar = e.value(OutputName.posteriorLogVariance)!
+        func values(_ name: String) -> [Double] { parameters.values(parameters.index(of: name)!).map(Double.init) }
+        let logits = (1...3).map { values(Prior.mixtureNames($0).logit)[0] }
+        let logNormaliser = Foundation.log(logits.map { Foundation.exp($0) }.reduce(0, +))
+        var expected = 0.0
+        for b in 0..<batch {
+            var logQ = 0.0
+            var z: [Double] = []
+            for j in 0..<2 {
+                let sigma = Foundation.exp(0.5 * Double(logvar[b * 2 + j]))
+                let zj = Double(mu[b * 2 + j]) + sigma * Double(eps[b * 2 + j])
+                z.append(zj)
+                logQ += -0.5 * pow(Double(eps[b * 2 + j]), 2) - Foundation.log(sigma) - 0.5 * Foundation.log(2 * Double.pi)
+            }
+            var density = 0.0
+            for k in 1...3 {
+                let m = values(Prior.mixtureNames(k).mean), s = values(Prior.mixtureNames(k).logStd).map { Foundation.exp($0) }
+                var component = Foundation.exp(logits[k - 1] - logNormaliser)
+                for j in 0..<2 {
+                    component *= Foundation.exp(-0.5 * pow((z[j] - m[j]) / s[j], 2)) / (s[j] * (2 * Double.pi).squareRoot())
+                }
+                density += component
+            }
+            expected += logQ - Foundation.log(density)
+        }
+        XCTAssertEqual(Double(e.scalar(OutputName.kl)), expected, accuracy: 1e-4 * max(1, abs(expected)))
+
+        let analytic = text.replacingOccurrences(of: "kl: sampled", with: "kl: analytic")
+        XCTAssertThrowsError(try Compiler.compile(source: SourceFile(path: "mix.vae", text: analytic))) { error in
+            let failure = error as! CompileFailure
+            XCTAssertEqual(failure.diagnostics.count, 1)
+            XCTAssertTrue(failure.diagnostics[0].message.contains("mixture prior has no closed-form KL"))
+        }
+    }
 }

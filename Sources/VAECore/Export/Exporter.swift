@@ -82,8 +82,10 @@ public enum Exporter {
         w.blank(2)
         generator.writeCheckpointAdapters(w)
         w.blank(2)
-        section(w, "Data")
+        section(w, "Data and vaec's random stream")
         w.verbatim(PythonRuntime.data)
+        w.blank(2)
+        w.verbatim(PythonRuntime.randomStream)
         w.blank(2)
         section(w, "Training")
         generator.writeTraining(w, plan: plan)
@@ -116,10 +118,14 @@ public enum Exporter {
         w.blank()
         w.line("INPUT_NAME, INPUT_SHAPE = \(Python.string(model.input.name)), \(Python.tuple(model.input.dims))", carrying: plan.carried("input"))
         w.line("FEATURES = \(model.input.featureCount)")
-        guard case .normal(let mean, let std) = model.latent.prior else { throw ExportError("unknown prior") }
         w.line("LATENT_NAME, LATENT_SHAPE = \(Python.string(model.latent.name)), \(Python.tuple(model.latent.dims))", carrying: plan.carried("latent"))
         w.line("LATENTS = \(model.latent.featureCount)")
-        w.line("PRIOR_MEAN, PRIOR_STD = \(Python.number(mean)), \(Python.number(std))", comment: "p(z) = N(mean, std²)")
+        switch model.latent.prior {
+        case .normal(let mean, let std):
+            w.line("PRIOR_MEAN, PRIOR_STD = \(Python.number(mean)), \(Python.number(std))", comment: "p(z) = N(mean, std²)")
+        case .mixture(let components):
+            w.line("PRIOR_COMPONENTS = \(components)", comment: "p(z): a mixture of diagonal Gaussians with learned means, spreads and weights")
+        }
         w.blank()
         let objective = model.objective
         w.line("# objective {", carrying: plan.carried("objective"))
@@ -130,6 +136,15 @@ public enum Exporter {
         let betaWritten = plan.settings["objective.beta"].map { $0 } ?? "beta: 1 (the default)"
         w.line("BETA = \(Python.string(objective.beta.summary))", carrying: plan.carried("objective.beta"))
         w.comment("as written: \(betaWritten); BetaController below sets it step by step")
+        var batchLevel: [String] = []
+        if case .normal(.optimal) = model.likelihood { batchLevel.append("optimal sigma") }
+        switch objective.beta {
+        case .freeBits: batchLevel.append("free bits")
+        case .capacity: batchLevel.append("capacity")
+        default: break
+        }
+        w.line("BATCH_LEVEL_TERMS = [\(batchLevel.map(Python.string).joined(separator: ", "))]",
+               comment: "terms of the batch as a whole, not per example (under DDP: of each process's slice)")
         w.blank()
         let train = model.train
         func source(_ s: DataSource?) -> String {

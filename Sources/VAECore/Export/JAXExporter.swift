@@ -76,9 +76,6 @@ struct JAXTarget: PythonTarget {
             return x @ params[name + ".weight"].T + params[name + ".bias"]
         """)
         w.blank(2)
-        var layers = "Layers: " + plan.layers.map { "\($0.name) [\($0.inFeatures) → \($0.outFeatures)]" }.joined(separator: ", ")
-        if layers.count > 100 { layers = "Layers: see PARAMETERS" }
-        w.comment(layers)
         PythonNetwork.writeFunction(w, plan.encoder, plan: plan, dialect: self, reserved: reserved,
                                     signature: "def encode(params, \(plan.encoder.argument)):")
         w.blank(2)
@@ -238,27 +235,27 @@ struct JAXTarget: PythonTarget {
 
         def evaluate(params, data, seed, chunk=500):
             \"\"\"Mean reconstruction and KL per example over a data set (float32 [N, features]) with one posterior
-            sample per example, as vaec's Trainer.evaluate (the noise from jax.random with key `seed`).\"\"\"
-            key = jax.random.PRNGKey(int(seed))
+            sample per example, as vaec's Trainer.evaluate: chunks of 500, ε from vaec's stream for `seed`.\"\"\"
+            random = VaecRandom(int(seed) ^ 0x5EEDE7A1)
             reconstruction = kl = 0.0
             for first in range(0, len(data), chunk):
                 x = jnp.asarray(data[first:first + chunk])
-                key, sub = jax.random.split(key)
-                metrics = _metrics(params, x, jax.random.normal(sub, (len(x),) + LATENT_SHAPE, jnp.float32))
+                eps = jnp.asarray(random.normal(len(x) * LATENTS).reshape((len(x),) + LATENT_SHAPE))
+                metrics = _metrics(params, x, eps)
                 reconstruction += float(metrics["reconstruction"])
                 kl += float(metrics["kl"])
             return reconstruction / len(data), kl / len(data)
 
 
         def train(epochs=None, out_dir=None, seed=None, log=print):
-            \"\"\"Trains with the model file's recipe as `vaec run` does: a new shuffle each epoch, the last partial
-            batch dropped, one posterior sample per example, Adam; one line per epoch with the train and test
-            −ELBO in nats per example; writes out_dir/checkpoint.safetensors (a vaec checkpoint).\"\"\"
+            \"\"\"Trains with the model file's recipe as `vaec run` does, from vaec's random stream for the seed (the
+            same initial parameters, shuffles and ε, so the same run up to float32 rounding): a new shuffle each
+            epoch, the last partial batch dropped, one posterior sample per example, Adam; one line per epoch
+            with the train and test −ELBO in nats per example; writes out_dir/checkpoint.safetensors.\"\"\"
             seed = TRAIN["seed"] if seed is None else seed
             epochs = TRAIN["epochs"] if epochs is None else epochs
-            key = jax.random.PRNGKey(seed)
-            key, sub = jax.random.split(key)
-            params = init_params(sub)
+            random = VaecRandom(seed)   # vaec's stream: its initial parameters, shuffles and ε
+            params = {name: jnp.asarray(value) for name, value in vaec_initial_parameters(random).items()}
             opt_state = adam_init(params)
             controller = BetaController()
             train_x = load_data("data")
@@ -266,16 +263,14 @@ struct JAXTarget: PythonTarget {
             batch = TRAIN["batch"]
             steps_per_epoch = len(train_x) // batch
             total = steps_per_epoch * epochs
-            rng = np.random.default_rng(seed)
             step = 0
             for epoch in range(1, epochs + 1):
                 start = time.time()
-                order = rng.permutation(len(train_x))
+                order = random.permutation(len(train_x))
                 reconstruction = kl = 0.0
                 for i in range(steps_per_epoch):
                     x = jnp.asarray(train_x[order[i * batch:(i + 1) * batch]])
-                    key, sub = jax.random.split(key)
-                    eps = jax.random.normal(sub, (batch,) + LATENT_SHAPE, jnp.float32)
+                    eps = jnp.asarray(random.normal(batch * LATENTS).reshape((batch,) + LATENT_SHAPE))
                     hypers = controller.hypers(step, steps_per_epoch, total)
                     params, opt_state, terms = train_step(params, opt_state, x, eps, hypers)
                     r, k = float(terms["reconstruction"]), float(terms["kl"])

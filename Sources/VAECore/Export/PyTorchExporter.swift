@@ -155,6 +155,7 @@ struct PyTorchTarget: PythonTarget {
             w.line("mean, logvar = model.encode(x)")
             w.line("z = mean + torch.exp(0.5 * logvar) * eps", comment: "the reparameterised sample")
             w.line("p = model.decode(z)")
+            if case .mixture = model.latent.prior { w.line("params = dict(model.named_parameters())", comment: "the prior's learned parameters") }
             loss.writeObjective(w)
             w.line("return {\"loss\": loss, \"reconstruction\": sum_batch(nll), \"kl\": sum_batch(kl), \"kl_per_dim\": sum_batch(kl_per_dim)}")
         }
@@ -211,12 +212,12 @@ struct PyTorchTarget: PythonTarget {
         @torch.no_grad()
         def evaluate(model, data, seed, chunk=500):
             \"\"\"Mean reconstruction and KL per example over a data set (float32 [N, features]) with one posterior
-            sample per example, as vaec's Trainer.evaluate (the noise from torch's generator seeded with `seed`).\"\"\"
-            generator = torch.Generator().manual_seed(int(seed))
+            sample per example, as vaec's Trainer.evaluate: chunks of 500, ε from vaec's stream for `seed`.\"\"\"
+            random = VaecRandom(int(seed) ^ 0x5EEDE7A1)
             reconstruction = kl = 0.0
             for first in range(0, len(data), chunk):
                 x = torch.from_numpy(np.ascontiguousarray(data[first:first + chunk]))
-                eps = torch.randn((len(x),) + LATENT_SHAPE, generator=generator)
+                eps = torch.from_numpy(random.normal(len(x) * LATENTS).reshape((len(x),) + LATENT_SHAPE))
                 terms = model(x, eps)
                 reconstruction += float(terms["reconstruction"])
                 kl += float(terms["kl"])
@@ -224,13 +225,15 @@ struct PyTorchTarget: PythonTarget {
 
 
         def train(epochs=None, out_dir=None, seed=None, log=print):
-            \"\"\"Trains with the model file's recipe as `vaec run` does: a new shuffle each epoch, the last partial
-            batch dropped, one posterior sample per example, Adam; one line per epoch with the train and test
-            −ELBO in nats per example; writes out_dir/checkpoint.safetensors (a vaec checkpoint).\"\"\"
+            \"\"\"Trains with the model file's recipe as `vaec run` does, from vaec's random stream for the seed (the
+            same initial parameters, shuffles and ε, so the same run up to float32 rounding): a new shuffle each
+            epoch, the last partial batch dropped, one posterior sample per example, Adam; one line per epoch
+            with the train and test −ELBO in nats per example; writes out_dir/checkpoint.safetensors.\"\"\"
             seed = TRAIN["seed"] if seed is None else seed
             epochs = TRAIN["epochs"] if epochs is None else epochs
-            torch.manual_seed(seed)
+            random = VaecRandom(seed)   # vaec's stream: its initial parameters, shuffles and ε
             model = Model()
+            model.load_state_dict({name: torch.from_numpy(value) for name, value in vaec_initial_parameters(random).items()})
             optimizer = make_optimizer(model)
             controller = BetaController()
             train_x = load_data("data")
@@ -238,15 +241,14 @@ struct PyTorchTarget: PythonTarget {
             batch = TRAIN["batch"]
             steps_per_epoch = len(train_x) // batch
             total = steps_per_epoch * epochs
-            rng = np.random.default_rng(seed)
             step = 0
             for epoch in range(1, epochs + 1):
                 start = time.time()
-                order = rng.permutation(len(train_x))
+                order = random.permutation(len(train_x))
                 reconstruction = kl = 0.0
                 for i in range(steps_per_epoch):
                     x = torch.from_numpy(train_x[order[i * batch:(i + 1) * batch]])
-                    eps = torch.randn((batch,) + LATENT_SHAPE)
+                    eps = torch.from_numpy(random.normal(batch * LATENTS).reshape((batch,) + LATENT_SHAPE))
                     hypers = controller.hypers(step, steps_per_epoch, total)
                     terms = train_step(model, optimizer, x, eps, hypers)
                     r, k = float(terms["reconstruction"]), float(terms["kl"])
@@ -280,7 +282,8 @@ struct PyTorchTarget: PythonTarget {
 
 /// The nesting of modules that gives vaec's names as state_dict keys: `encoder.z.mean.weight` is the
 /// weight of `self.encoder.z.mean`, an nn.Linear inside plain nn.Module containers; a container whose
-/// children are not attribute names (`encoder.h.1`, `encoder.h.2`) is an nn.ModuleDict.
+/// children are not attribute names is an nn.ModuleDict (`encoder.h.1`, `encoder.h.2`) or, holding
+/// parameters, an nn.ParameterDict (`prior.mean.1`).
 struct ModuleTree {
     final class Node {
         var children: [(key: String, node: Node)] = []
@@ -292,7 +295,10 @@ struct ModuleTree {
             children.append((key, n))
             return n
         }
+        /// A container with a child that is not an attribute name holds its children by key: an
+        /// nn.ParameterDict when they are all parameters (`prior.mean.1`), else an nn.ModuleDict.
         var isDictionary: Bool { children.contains { !ModuleTree.isAttribute($0.key) } }
+        var holdsParameters: Bool { !children.isEmpty && children.allSatisfy { $0.node.parameter != nil } }
     }
 
     let root = Node()
@@ -339,22 +345,25 @@ struct ModuleTree {
         name.split(separator: ".", omittingEmptySubsequences: false).reduce(root) { $0.child(String($1)) }
     }
 
-    /// Every name must be representable: attribute names, or keys of a ModuleDict that do not collide.
+    /// Every name must be representable: attribute names, or keys of a ModuleDict or ParameterDict that do
+    /// not collide with the dictionary's own attributes.
     private func check(_ node: Node, path: String, plan: ExportPlan) throws {
+        let dictionary = node !== root && node.layer == nil && node.isDictionary
+        if dictionary && !node.holdsParameters && node.children.contains(where: { $0.node.parameter != nil }) {
+            throw ExportError("\(plan.source.path): '\(path)' holds both layers and parameters under names that are not Python names, which PyTorch cannot express; rename the layer")
+        }
         for (key, child) in node.children {
             let full = path.isEmpty ? key : "\(path).\(key)"
-            if node === root || node.layer != nil || child.parameter != nil {
+            if !dictionary {
                 guard Self.isAttribute(key) else {
                     throw ExportError("\(plan.source.path): '\(full)' cannot be a PyTorch attribute name ('\(key)' is not a Python name or is taken by torch.nn.Module); rename the layer")
                 }
-            } else if torchAttributesOrEmpty(key) {
-                throw ExportError("\(plan.source.path): '\(full)' collides with a torch.nn.ModuleDict attribute; rename the layer")
+            } else if key.isEmpty || key.hasPrefix("_") || Self.torchAttributes.contains(key) {
+                throw ExportError("\(plan.source.path): '\(full)' collides with an attribute of PyTorch's module dictionaries; rename the layer")
             }
             try check(child, path: full, plan: plan)
         }
     }
-
-    private func torchAttributesOrEmpty(_ key: String) -> Bool { key.isEmpty || Self.torchAttributes.contains(key) || key.hasPrefix("_") }
 
     /// How the generated code reaches a module or parameter: `self.encoder.h`, `self.encoder.h["1"]`.
     static func access(_ name: String) -> String {
@@ -375,11 +384,16 @@ struct ModuleTree {
                     w.line("\(target) = nn.Linear(\(layer.inFeatures), \(layer.outFeatures))", comment: layer.source)
                 } else if let p = child.parameter {
                     let shape = p.dims.isEmpty ? "()" : Python.tuple(p.dims)
-                    let value: Float = if case .constant(let v) = p.initialization { v } else { 0 }
-                    let initial = value == 0 ? "torch.zeros(\(shape))" : "torch.full(\(shape), \(Python.float32(value)))"
-                    w.line("\(target) = nn.Parameter(\(initial))", comment: "learned, stored as its log")
+                    let initial: String = switch p.initialization {
+                    case .constant(0): "torch.zeros(\(shape))"
+                    case .constant(let v): "torch.full(\(shape), \(Python.float32(v)))"
+                    case .uniform(let b): "torch.empty(\(shape)).uniform_(-\(Python.float32(b)), \(Python.float32(b)))"
+                    }
+                    let isLog = key.hasPrefix("log_") || full.contains(".log_")
+                    w.line("\(target) = nn.Parameter(\(initial))", comment: isLog ? "learned, stored as its log" : nil)
                 } else {
-                    w.line("\(target) = \(child.isDictionary ? "nn.ModuleDict()" : "nn.Module()")")
+                    let container = !child.isDictionary ? "nn.Module()" : child.holdsParameters ? "nn.ParameterDict()" : "nn.ModuleDict()"
+                    w.line("\(target) = \(container)")
                 }
                 visit(child, full)
             }

@@ -99,8 +99,15 @@ struct PythonLoss {
         }
     }
 
+    /// The arguments `kl_divergence` takes: a learned prior also needs the parameters.
+    var klArguments: String {
+        if case .mixture = model.latent.prior { return "mean, logvar, eps, z, params" }
+        return "mean, logvar, eps, z"
+    }
+
     /// `def kl_divergence(mean, logvar, eps, z)`: KL(q(z|x) ‖ p(z)) per latent dimension.
     func writeKL(_ w: PythonWriter) {
+        if case .mixture(let components) = model.latent.prior { return writeMixtureKL(w, components: components) }
         guard case .normal(let m, let s) = model.latent.prior else { return }
         let xp = d.xp
         w.line("def kl_divergence(mean, logvar, eps, z):")
@@ -132,6 +139,51 @@ struct PythonLoss {
         }
     }
 
+    /// A mixture prior's one-sample KL as `LossBuilder.mixtureSampledKL` builds it: log q − log p(z) with
+    /// log p(z) = logsumexp_k(log π_k + Σ_j log N(z_j; m_kj, s_kj²)) (the ½ log 2π's cancel), shared evenly
+    /// over the latent dimensions; logsumexp with the max taken in vaec's order.
+    private func writeMixtureKL(_ w: PythonWriter, components: Int) {
+        let xp = d.xp
+        w.line("def log_sum_exp(values):")
+        w.indented {
+            w.docstring("""
+            log Σ_k exp(v_k) = m + log Σ_k exp(v_k − m), m the running maximum, summed in order, as vaec builds it.
+            The maximum's gradient goes where vaec's goes (to the first operand only where it is strictly larger,
+            operands in vaec's order): the parts through m cancel, but only up to rounding, and at ties (equal
+            mixture logits) that rounding would otherwise land on other components.
+            """)
+            w.line("top = \(d.xp).where(values[0] - values[1] > 0, values[0], values[1]) if len(values) > 1 else values[0]")
+            w.line("for v in values[2:]:")
+            w.indented { w.line("top = \(d.xp).where(v - top > 0, v, top)") }
+            w.line("total = \(xp).exp(values[0] - top)")
+            w.line("for v in values[1:]:")
+            w.indented { w.line("total = total + \(xp).exp(v - top)") }
+            w.line("return top + \(xp).log(total)")
+        }
+        w.blank(2)
+        w.line("def kl_divergence(mean, logvar, eps, z, params):")
+        w.indented {
+            w.docstring("""
+            log q(z|x) − log p(z) at the sampled z for the mixture prior (\(components) components, parameters
+            prior.mean.k, prior.log_std.k, prior.logit.k), one-sample Monte Carlo. log p(z) does not factorise
+            over dimensions: each dimension gets 1/\(latents) of it, so the sum over dimensions is the KL.
+            """)
+            w.line("log_q = -(0.5 * (\(xp).square(eps) + logvar))")
+            w.line("terms, logits = [], []")
+            w.line("for k in range(1, \(components + 1)):")
+            w.indented {
+                w.line("log_std = params[f\"prior.log_std.{k}\"]")
+                w.line("standardised = (z - params[f\"prior.mean.{k}\"]) * \(xp).exp(-log_std)")
+                w.line("per_dimension = 0.5 * \(xp).square(standardised) + log_std")
+                w.line("logit = params[f\"prior.logit.{k}\"]")
+                w.line("terms.append(-sum_features(per_dimension) + logit)")
+                w.line("logits.append(logit)")
+            }
+            w.line("log_prior = log_sum_exp(terms) - log_sum_exp(logits)", comment: "[batch]")
+            w.line("return log_q - (\(Python.float32(1 / Float(latents))) * log_prior).reshape(-1, 1)")
+        }
+    }
+
     /// The body of `loss_terms` after the encoder and decoder ran: `nll`, `kl_per_dim` and the loss.
     /// Leaves `loss`, `nll`, `kl`, `kl_per_dim` bound.
     func writeObjective(_ w: PythonWriter) {
@@ -140,7 +192,7 @@ struct PythonLoss {
         let b: Float = objective.klReduction == .mean ? 1 / Float(latents) : 1
         func scaled(_ c: Float, _ v: String) -> String { c == 1 ? v : "\(Python.float32(c)) * \(v)" }
         w.line("nll = sum_features(negative_log_likelihood(x, p, inv_batch))", comment: "−log p(x|z) per example, summed over the \(features) features")
-        w.line("kl_per_dim = kl_divergence(mean, logvar, eps, z)", comment: "[batch, \(latents)]")
+        w.line("kl_per_dim = kl_divergence(\(klArguments))", comment: "[batch, \(latents)]")
         w.line("kl = sum_features(kl_per_dim)")
         var recon = scaled(a, "nll")
         let reductionNote = "reconstruction: \(objective.reconstruction.rawValue) (a = \(a == 1 ? "1" : "1/\(features)")), kl_reduction: \(objective.klReduction.rawValue) (b = \(b == 1 ? "1" : "1/\(latents)"))"

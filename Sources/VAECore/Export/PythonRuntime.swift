@@ -174,4 +174,78 @@ enum PythonRuntime {
             return values if scale == 1 else values * np.float32(scale)
         """
     }
+
+    /// vaec's random stream (`RandomSource`) and what vaec draws from it, so that the exported training
+    /// starts from vaec's very parameters and sees vaec's shuffles and ε: the same run up to float32 rounding.
+    static var randomStream: String {
+        """
+        class VaecRandom:
+            \"\"\"vaec's random stream (Training/RandomSource.swift): xoshiro256** seeded through SplitMix64, with
+            vaec's uniform (24 bits), index (Lemire's multiply-shift), permutation (Fisher–Yates) and normal
+            (Box–Muller in double, rounded to float32) draws. A seed gives the numbers vaec draws.\"\"\"
+            MASK = (1 << 64) - 1
+
+            def __init__(self, seed):
+                s, state = int(seed) & self.MASK, []
+                for _ in range(4):
+                    s = (s + 0x9E3779B97F4A7C15) & self.MASK
+                    z = ((s ^ (s >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
+                    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
+                    state.append(z ^ (z >> 31))
+                self.state = state
+
+            def next(self):
+                s0, s1, s2, s3 = self.state
+                m = self.MASK
+                r = (s1 * 5) & m
+                result = ((((r << 7) | (r >> 57)) & m) * 9) & m
+                t = (s1 << 17) & m
+                s2 ^= s0
+                s3 ^= s1
+                s1 ^= s2
+                s0 ^= s3
+                s2 ^= t
+                s3 = ((s3 << 45) | (s3 >> 19)) & m
+                self.state = [s0, s1, s2, s3]
+                return result
+
+            def uniform(self, count):
+                \"\"\"float32 in [0, 1) with 24 bits.\"\"\"
+                return np.array([self.next() >> 40 for _ in range(count)], dtype=np.float32) * np.float32(1 / 16777216)
+
+            def index(self, n):
+                return (((self.next() >> 32) & 0xFFFFFFFF) * n) >> 32
+
+            def permutation(self, n):
+                order = list(range(n))
+                for i in range(n - 1, 0, -1):
+                    j = self.index(i + 1)
+                    order[i], order[j] = order[j], order[i]
+                return np.array(order)
+
+            def normal(self, count):
+                \"\"\"Standard normal float32 draws, two per pair of uniforms (the last pair's second dropped for an odd count).\"\"\"
+                values = []
+                while len(values) < count:
+                    u1 = ((self.next() >> 11) + 1) * (1.0 / 9007199254740993.0)
+                    u2 = (self.next() >> 11) * (1.0 / 9007199254740992.0)
+                    r = math.sqrt(-2 * math.log(u1))
+                    values += [r * math.cos(2 * math.pi * u2), r * math.sin(2 * math.pi * u2)]
+                return np.array(values[:count], dtype=np.float32)
+
+
+        def vaec_initial_parameters(random):
+            \"\"\"The parameters vaec's run starts from, drawn from a VaecRandom as ParameterStore.initialize does:
+            each tensor in order, U(−b, b) as (u·2 − 1)·b in float32, constants as they are.\"\"\"
+            params = {}
+            for name, (shape, (kind, value)) in PARAMETERS.items():
+                count = int(np.prod(shape, dtype=np.int64))
+                if kind == "uniform":
+                    values = (random.uniform(count) * np.float32(2) - np.float32(1)) * np.float32(value)
+                else:
+                    values = np.full(count, value, dtype=np.float32)
+                params[name] = values.reshape(shape)
+            return params
+        """
+    }
 }

@@ -18,10 +18,11 @@ struct BufferPlan: Sendable {
     var offsets: [Int]
     var size: Int
 
-    /// First fit by start time (larger values first among equals): each item goes to the lowest offset
-    /// that overlaps no item live at the same time.
+    /// Greedy by size: the largest values are placed first, each at the lowest offset that overlaps no
+    /// value already placed and live at the same time. (Placing in order of time instead leaves holes a
+    /// later large value does not fit in: 3.3 MB instead of 2.4 MB for the evaluator at batch 500.)
     init(_ items: [Item]) {
-        let order = items.indices.sorted { (items[$0].first, -items[$0].size, $0) < (items[$1].first, -items[$1].size, $1) }
+        let order = items.indices.sorted { (-items[$0].size, items[$0].first, $0) < (-items[$1].size, items[$1].first, $1) }
         var placed: [(offset: Int, end: Int, first: Int, last: Int)] = []
         var offsets = [Int](repeating: 0, count: items.count)
         var size = 0

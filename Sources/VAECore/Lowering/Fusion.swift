@@ -4,9 +4,10 @@
 /// Clustering is greedy along data edges, in node order: an elementwise node joins the kernel of each
 /// operand computed over the same domain (shape), and a sum joins the kernel of its operand, unless the
 /// merge would make the kernels' dependency graph cyclic (a path from one kernel to the other through a
-/// third, e.g. through a GEMM) or a kernel would read a sum it is still accumulating. Kernels computed
-/// over the same domain but not connected by an edge end up together when a later node reads both
-/// (z = μ + σ·ε joins the μ and the log σ² kernels).
+/// third, e.g. through a GEMM) or a kernel would read a sum it is still accumulating. Kernels over the
+/// same domain that are not connected by an edge end up together when a later node reads both
+/// (z = μ + σ·ε joins the μ and the log σ² kernels); remaining ones are merged pairwise under the same
+/// two rules. The kernels are then ordered topologically, following the source order where they can.
 enum Fusion {
     static func lower(_ graph: Graph, outputs requested: [ValueID]) -> KernelProgram {
         let live = DeadCodePass.live(graph, outputs: requested)

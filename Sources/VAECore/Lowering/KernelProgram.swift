@@ -113,13 +113,6 @@ enum Kernel: Sendable {
         }
     }
 
-    var kind: String {
-        switch self {
-        case .matrix: return "gemm"
-        case .fused: return "elementwise"
-        }
-    }
-
     /// Floating-point operations at a batch size: 2·m·n·k for a product, one per element and op for a
     /// fused kernel (loads and stores are not counted; a sum counts one add per element).
     func flops(_ graph: Graph, batch: Int) -> Int {

@@ -92,25 +92,22 @@ public struct Pictures {
 
     /// The decoded mean of 64 draws from the prior.
     func samples(_ directory: String) throws -> Picture {
-        guard case .normal(let mean, let std) = model.latent.prior else { throw VAECError.training("unsupported prior") }
         let count = 64, m = model.latent.featureCount
         var random = RandomSource(seed: seed ^ 0x5A3B_1E5)
-        var z = [Float](repeating: 0, count: count * m)
-        z.withUnsafeMutableBufferPointer { random.fillNormal($0.baseAddress!, count: $0.count) }
-        z = z.map { Float(mean) + Float(std) * $0 }
+        let z = model.latent.prior.draw(count: count, dimensions: m, random: &random, parameters: decoder.parameters)
         let decoded = try decoder.means(z)
         let grid = TileGrid(columns: 8, rows: 8, tileWidth: tileWidth, tileHeight: tileHeight)
         let tiles = (0..<8).map { r in (0..<8).map { c in tile(decoded, r * 8 + c) } }
         try png(grid.render(tiles, range: range), "samples.png", in: directory)
         return Picture(file: "samples.png", title: "Samples from the prior",
-                       caption: "The mean of p(x|z) for 64 draws z ~ N(\(WeightingReport.format(mean)), \(WeightingReport.format(std))²).",
+                       caption: "The mean of p(x|z) for 64 draws z ~ p(z) = \(RunReport.priorText(model.latent.prior)).",
                        width: grid.width, height: grid.height)
     }
 
     /// One row per latent dimension: that dimension swept over ±3 prior standard deviations around the
     /// posterior mean of the data's first example, the others held at that mean.
     func traversals(_ directory: String) throws -> Picture {
-        guard case .normal(_, let std) = model.latent.prior else { throw VAECError.training("unsupported prior") }
+        let std = model.latent.prior.pictureCentreAndSpread.std
         let m = model.latent.featureCount, steps = 11
         let base = Array(evaluation.posteriorMeans[0..<m])
         var z: [Float] = []
@@ -136,7 +133,7 @@ public struct Pictures {
 
     /// For a 2-D latent: the decoded mean over a 15 × 15 grid spanning ±3σ of the prior in each dimension.
     func latentGrid(_ directory: String) throws -> Picture {
-        guard case .normal(let mean, let std) = model.latent.prior else { throw VAECError.training("unsupported prior") }
+        let (mean, std) = model.latent.prior.pictureCentreAndSpread
         let side = 15
         func coordinate(_ i: Int) -> Float { Float(mean + std * (-3 + 6 * Double(i) / Double(side - 1))) }
         var z: [Float] = []

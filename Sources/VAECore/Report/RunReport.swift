@@ -84,6 +84,7 @@ public enum RunReport {
     static func priorText(_ prior: Prior) -> String {
         switch prior {
         case .normal(let mean, let std): return "N(\(WeightingReport.format(mean)), \(WeightingReport.format(std))²)"
+        case .mixture(let k): return "a mixture of \(k) learned Gaussians"
         }
     }
 

@@ -43,8 +43,6 @@ final class FusedKernelRunner {
         precondition(kernel.columnSums.isEmpty || partials != nil, "internal error: no scratch for column sums")
     }
 
-    var elements: Int { rows * columns }
-
     /// Runs the rows of task `chunk` with the register file `registers`.
     func run(chunk: Int, registers: UnsafeMutablePointer<Float>) {
         let first = chunk * chunkRows, end = min(rows, first + chunkRows)

@@ -2,34 +2,39 @@
 //
 //   C[m×n] = alpha · op(A) · op(B) + beta · C        (all matrices row-major)
 //
-// A call runs in two phases:
+// Layout (`Plan`). k is cut into balanced blocks of at most kcMax. Per k-block, op(A) is used as
+// panels of 8 rows (the broadcast operand) and op(B) as panels of 32 columns (the vector operand,
+// two SIMD16<Float>), plus narrow panels of 16 / 8 columns at the right edge (all panels narrow
+// when n ≤ 64 and A is read in place, see `narrowOnly`).
 //
-//   1. Packing (GEMMPacking.swift). op(A) and op(B) are copied, k-block by k-block, into contiguous
-//      micro-panels: A in panels of 8 rows (8 floats per k step), B in panels of 32 columns plus at
-//      most two narrow tail panels of 16 / 8 columns (see `Plan`). The packing routines read A and B
-//      through whichever transpose is asked for (with in-register 16×16 / 8×16 transposes), so no
-//      transposed copy is ever materialised and the kernels see one layout for all four cases.
-//   2. Compute. C is cut into rectangular chunks (≤ 256 columns, so a chunk's B block stays in L2);
-//      per chunk: for each k-block, for each 8-row A panel (kept in L1), for each B panel: one
-//      register-blocked micro-kernel call (GEMMKernel.swift), 8×32 in SIMD16 accumulators, or
-//      8/16/24 × 16/8 for the narrow tail panels.
+// Packing (GEMMPacking.swift). Panels are copied into contiguous buffers, reading A and B through
+// whichever transpose is asked for (with in-register 16×16 / 8×16 transposes), so no transposed
+// copy is ever materialised and the kernels see one layout for all four transpose combinations.
+// Operands whose storage already has that layout are read in place instead (`Job.directA/B`).
 //
-// Threads (when `threads > 1` and the call has at least `parallelFlopThreshold` flops): the chunks
-// of the OUTPUT are handed out dynamically by DispatchQueue.concurrentPerform (a few chunks per
-// thread, so a worker that wakes up late just takes fewer). Each iteration first helps with the
-// packing (pieces claimed through an atomic counter, so whichever threads show up share it and
-// nobody waits on a piece that no running thread has claimed), waits until all pieces are packed,
-// then computes its chunk. k is NEVER split across threads.
+// Compute. C is cut into chunks (`Plan.chunking`): along n (each chunk owns ≤ 256 columns of B,
+// so its B block stays in L2; A is shared) or, when n is too narrow to feed the threads, along m.
+// The shared operand is packed once per call, the chunk's own one k-block by k-block just before
+// use. Per k-block: for each 8-row A panel (kept in L1), for each B panel, one register-blocked
+// micro-kernel call (GEMMKernel.swift): 8×32 in 16 SIMD16 accumulators, or 8/16/24 × 16/8 for
+// the narrow panels. Edge tiles (m or n not a multiple of the tile) are computed into a scratch
+// tile and copied.
+//
+// Threads (when `threads > 1` and the call has at least `parallelFlopThreshold` flops): split the
+// OUTPUT only. DispatchQueue.concurrentPerform runs one iteration per thread; the iterations take
+// packing pieces of the shared operand and then chunks of C from atomic counters (dynamic load
+// balancing: a worker that wakes up late just takes fewer chunks). k is NEVER split across threads.
 //
 // Determinism. Every element C[i, j] is produced by the same sequence of floating-point operations
 // whatever the thread count, the chunking, and the tile (full, edge, wide or narrow) it falls in:
 //   * the k-blocking depends only on k (never on threads, m or n);
-//   * inside a k-block the accumulator starts at 0 and takes one fused multiply-add per p, in order;
+//   * inside a k-block the accumulator starts at 0 and takes one fused multiply-add per p, in order
+//     (packed or in-place operands give the same values);
 //   * after a k-block: C = alpha·acc + beta·C for the first block (just alpha·acc when beta == 0,
 //     and then C is never read), and C = C + alpha·acc for the later blocks, in block order;
-//   * edge tiles go through the same kernel into a scratch tile and then the same formula.
-// Threads split only the output, never k. So results are bit-identical between threads = 1 and
-// threads = 2, and from call to call.
+//   * edge tiles go through the same kernels into a scratch tile and then the same formula.
+// Threads only decide who computes which chunk. So results are bit-identical between threads = 1
+// and threads = 2 (tested), and from call to call.
 
 import Dispatch
 import Synchronization
@@ -52,7 +57,7 @@ public enum GEMM {
     /// so an 8×kc A panel (12 KB at kc = 384) sits in L1 while B panels stream from L2.
     static let kcMax = 384
     /// 32-column B panels per chunk (256 columns: a 384×256 B block is 384 KB, half of L2).
-    static let chunkPanels = 8
+    static let chunkPanels = 4
     /// Chunks per thread when threaded (dynamic load balancing).
     static let chunksPerThread = 3
     /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says. Waking a
@@ -81,15 +86,14 @@ public enum GEMM {
             scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
             return
         }
-        let plan = Plan(m: m, n: n, k: k)
-        let flops = 2.0 * Double(m) * Double(n) * Double(k)
-        let parallel = threads > 1 && flops >= Double(parallelFlopThreshold)
+        let plan = Plan(m: m, n: n, k: k, narrowOnly: narrowOnly(n: n, transposeA: transposeA, lda: lda))
+        let parallel = threadsUsed(plan, threads: threads) > 1
 
         withWorkspace { ws in
             var job = Job(
                 transA: transposeA, transB: transposeB, alpha: alpha, beta: beta,
                 a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, plan: plan)
-            job.setChunks(threads: parallel ? threads : 1)
+            (job.splitN, job.gm, job.gn) = plan.chunking(threads: parallel ? threads : 1)
             ws.reserve(sharedCount: job.sharedSize, privateCount: job.privateSize)
             job.shared = ws.shared
             if job.chunkCount == 1 || !parallel {
@@ -141,6 +145,28 @@ public enum GEMM {
         }
     }
 
+    /// How many threads a call uses: 1 below `parallelFlopThreshold` or when the output has only
+    /// one chunk, else min(threads, chunks).
+    static func threadsUsed(m: Int, n: Int, k: Int, threads: Int, transposeA: Bool, lda: Int) -> Int {
+        if m == 0 || n == 0 || k == 0 { return 1 }
+        let narrow = narrowOnly(n: n, transposeA: transposeA, lda: lda)
+        return threadsUsed(Plan(m: m, n: n, k: k, narrowOnly: narrow), threads: threads)
+    }
+
+    static func threadsUsed(_ plan: Plan, threads: Int) -> Int {
+        if threads <= 1 { return 1 }
+        if 2.0 * Double(plan.m) * Double(plan.n) * Double(plan.k) < Double(parallelFlopThreshold) { return 1 }
+        let (_, gm, gn) = plan.chunking(threads: threads)
+        return min(threads, gm * gn)
+    }
+
+    /// Only 16/8-wide panels (no 32-wide ones) when n is small and A, stored m×k, can be read in
+    /// place by the row-pointer kernels: packing (transposing) A would cost about as much as the
+    /// product itself, since each A value is used by n ≤ 64 columns only.
+    static func narrowOnly(n: Int, transposeA: Bool, lda: Int) -> Bool {
+        n <= 64 && !transposeA && lda % 64 != 0
+    }
+
     /// Straightforward triple loop, the oracle for tests.
     public static func reference(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -184,19 +210,19 @@ public enum GEMM {
     @inline(__always)
     static func roundUp(_ x: Int, _ to: Int) -> Int { (x + to - 1) / to * to }
 
-    /// The packed layout of one call; depends on m, n, k only.
+    /// The packed layout of one call; depends on m, n, k (and narrowOnly) only.
     struct Plan {
         let m: Int, n: Int, k: Int
         /// k-block length (balanced, ≤ kcMax) and count. Depends on k only.
         let kc: Int, kBlocks: Int
         /// 8-row A panels.
         let mPanels: Int
-        /// 32-column B panels, then the narrow tail panels (widths 16/8, 0 = absent).
-        let wide: Int, tail0: Int, tail1: Int
+        /// B panels: `wide` of 32 columns, then `mid` of 16 columns, then `last8` (0 or 1) of 8.
+        let wide: Int, mid: Int, last8: Int
         /// Floats per packed k-block of A / B (multiples of 16 floats, so blocks stay 64-byte aligned).
         let aBlockStride: Int, bBlockStride: Int
 
-        init(m: Int, n: Int, k: Int) {
+        init(m: Int, n: Int, k: Int, narrowOnly: Bool = false) {
             self.m = m; self.n = n; self.k = k
             let blocks = (k + kcMax - 1) / kcMax
             kc = (k + blocks - 1) / blocks
@@ -204,15 +230,37 @@ public enum GEMM {
             mPanels = (m + 7) / 8
             // Columns past the last multiple of 32: more than 24 → one more (padded) 32-wide panel;
             // 17…24 → 16 + 8; 9…16 → 16; 1…8 → 8. (SIMD8 costs the same per lane as SIMD16 here.)
-            let r = n % 32
-            if r == 0 || r > 24 {
-                wide = (n + 31) / 32; tail0 = 0; tail1 = 0
+            // narrowOnly: 16-wide panels, the last one 8 wide if at most 8 columns are left.
+            if narrowOnly {
+                let r = n % 16
+                wide = 0; mid = n / 16 + (r > 8 ? 1 : 0); last8 = r >= 1 && r <= 8 ? 1 : 0
             } else {
-                wide = n / 32
-                if r > 16 { tail0 = 16; tail1 = 8 } else if r > 8 { tail0 = 16; tail1 = 0 } else { tail0 = 8; tail1 = 0 }
+                let r = n % 32
+                if r == 0 || r > 24 {
+                    wide = (n + 31) / 32; mid = 0; last8 = 0
+                } else {
+                    wide = n / 32; mid = r > 8 ? 1 : 0; last8 = r <= 8 || r > 16 ? 1 : 0
+                }
             }
             aBlockStride = roundUp(mPanels * 8 * kc, 16)
-            bBlockStride = roundUp((wide * 32 + tail0 + tail1) * kc, 16)
+            bBlockStride = roundUp((wide * 32 + mid * 16 + last8 * 8) * kc, 16)
+        }
+
+        /// Chunks along n are ranges of "units": a unit is one 32-wide panel; the narrow tail
+        /// panels belong to the last unit (or form the only unit when there is no wide panel).
+        var nUnits: Int { max(wide, 1) }
+
+        /// How C is cut into chunks: (split along n?, chunks along m, chunks along n).
+        /// One thread: chunks of at most `chunkPanels` B panels (cache blocking only). Several:
+        /// about `chunksPerThread` chunks per thread, along n when n has enough panels, else along m.
+        func chunking(threads: Int) -> (Bool, Int, Int) {
+            let minGn = (nUnits + chunkPanels - 1) / chunkPanels
+            if threads <= 1 { return (true, 1, minGn) }
+            let target = threads * chunksPerThread
+            if nUnits >= 2 * threads || nUnits >= mPanels {
+                return (true, 1, min(nUnits, max(minGn, target)))
+            }
+            return (false, min(mPanels, target), 1)
         }
 
         var aSize: Int { kBlocks * aBlockStride }
@@ -251,10 +299,8 @@ public enum GEMM {
         var gm = 1, gn = 1
         var chunkCount: Int { gm * gn }
 
-        // Chunks along n are ranges of "units": a unit is one 32-wide panel; the narrow tail panels
-        // belong to the last unit (or form the only unit when there is no wide panel).
-        var nUnits: Int { max(plan.wide, 1) }
-        var bPanels: Int { plan.wide + (plan.tail0 > 0 ? 1 : 0) + (plan.tail1 > 0 ? 1 : 0) }
+        var nUnits: Int { plan.nUnits }
+        var bPanels: Int { plan.wide + plan.mid + plan.last8 }
 
         // Packing pieces of the shared operand, per k-block: 4 A panels or 2 B panels.
         static let aPanelsPerPiece = 4
@@ -275,24 +321,10 @@ public enum GEMM {
             self.transA = transA; self.transB = transB; self.alpha = alpha; self.beta = beta
             self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.c = c; self.ldc = ldc
             self.plan = plan
-            directA = transA && lda % 64 != 0
+            // Aᵀ stored k×m is read in place by every kernel. A stored m×k only by the narrow
+            // row-pointer kernels, so only when there are no 32-wide panels.
+            directA = (transA || plan.wide == 0) && lda % 64 != 0
             directB = !transB && ldb % 64 != 0
-        }
-
-        /// One thread: chunks of at most `chunkPanels` B panels (cache blocking only). Several:
-        /// about `chunksPerThread` chunks per thread, along n when n has enough panels, else along m.
-        mutating func setChunks(threads: Int) {
-            let minGn = (nUnits + chunkPanels - 1) / chunkPanels
-            if threads <= 1 {
-                splitN = true; gm = 1; gn = minGn
-                return
-            }
-            let target = threads * chunksPerThread
-            if nUnits >= 2 * threads || nUnits >= plan.mPanels {
-                splitN = true; gm = 1; gn = min(nUnits, max(minGn, target))
-            } else {
-                splitN = false; gn = 1; gm = min(plan.mPanels, target)
-            }
         }
 
         var sharedSize: Int { splitN ? plan.kBlocks * plan.aBlockStride : plan.kBlocks * plan.bBlockStride }
@@ -301,7 +333,7 @@ public enum GEMM {
         var privateSize: Int {
             if splitN {
                 let units = (nUnits + gn - 1) / gn
-                return (units * 32 + 24) * plan.kc
+                return (min(units, plan.wide) * 32 + plan.mid * 16 + plan.last8 * 8) * plan.kc
             } else {
                 let panels = (plan.mPanels + gm - 1) / gm
                 return panels * 8 * plan.kc
@@ -324,17 +356,20 @@ public enum GEMM {
                 let panel0 = directA ? plan.mPanels - 1 : q * Job.aPanelsPerPiece
                 let panel1 = directA ? plan.mPanels : panel0 + Job.aPanelsPerPiece
                 packARows(panel0 * 8, min(plan.m, panel1 * 8), p0: p0, kc: kcur,
-                          dst: shared + bi * plan.aBlockStride, origin: 0)
+                          dst: shared + bi * plan.aBlockStride, origin: 0, capacity: plan.aBlockStride)
             } else {
                 let first = directB ? partialBPanel : q * Job.bPanelsPerPiece
                 let last = directB ? first + 1 : min(bPanels, first + Job.bPanelsPerPiece)
-                packBPanels(first..<last, p0: p0, kc: kcur, dst: shared + bi * plan.bBlockStride, origin: 0)
+                packBPanels(first..<last, p0: p0, kc: kcur, dst: shared + bi * plan.bBlockStride, origin: 0,
+                            capacity: plan.bBlockStride)
             }
         }
 
         /// Packs the A rows i0..<i1 (i0 a multiple of 8) of the k-block starting at p0; the panel
         /// holding row i goes to dst + (i - origin)·kc. With directA only a partial panel is packed.
-        func packARows(_ i0: Int, _ i1: Int, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>, origin: Int) {
+        func packARows(_ i0: Int, _ i1: Int, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>,
+                       origin: Int, capacity: Int) {
+            assert(i0 >= origin && (roundUp(i1, 8) - origin) * kc <= capacity, "GEMM: A packing overflow")
             var start = i0
             if directA {
                 start = max(i0, i1 / 8 * 8)
@@ -346,9 +381,11 @@ public enum GEMM {
 
         /// Packs B panels `panels` of the k-block starting at p0; the panel starting at column j
         /// goes to dst + (j - origin)·kc. With directB only a partial panel is packed.
-        func packBPanels(_ panels: Range<Int>, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>, origin: Int) {
+        func packBPanels(_ panels: Range<Int>, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>,
+                         origin: Int, capacity: Int) {
             for panel in panels {
                 let (j0, width) = bPanel(panel)
+                assert(j0 >= origin && (j0 + width - origin) * kc <= capacity, "GEMM: B packing overflow")
                 let cols = min(width, plan.n - j0)
                 if directB && cols == width { continue }
                 GEMM.packBPanel(trans: transB, b: b, ldb: ldb, p0: p0, kc: kc, j0: j0,
@@ -360,8 +397,8 @@ public enum GEMM {
         @inline(__always)
         func bPanel(_ q: Int) -> (Int, Int) {
             if q < plan.wide { return (q * 32, 32) }
-            if q == plan.wide && plan.tail0 > 0 { return (plan.wide * 32, plan.tail0) }
-            return (plan.wide * 32 + plan.tail0, plan.tail1)
+            if q < plan.wide + plan.mid { return (plan.wide * 32 + (q - plan.wide) * 16, 16) }
+            return (plan.wide * 32 + plan.mid * 16, 8)
         }
 
         /// Computes chunk `chunk` of C; `scratch` is this thread's private packing buffer
@@ -372,7 +409,7 @@ public enum GEMM {
             let row0 = cm * plan.mPanels / gm * 8
             let row1 = min(plan.m, (cm + 1) * plan.mPanels / gm * 8)
             let wide0 = min(u0, plan.wide), wide1 = min(u1, plan.wide)
-            let hasTail = u1 == nUnits && plan.tail0 > 0
+            let hasTail = u1 == nUnits && plan.mid + plan.last8 > 0
             let panelEnd = hasTail ? bPanels : wide1
             let col0 = wide0 * 32
             let shared = self.shared!
@@ -384,10 +421,12 @@ public enum GEMM {
                     let bBlock: UnsafePointer<Float>, bOrigin: Int
                     if splitN {
                         aBlock = UnsafePointer(shared + bi * plan.aBlockStride); aOrigin = 0
-                        packBPanels(wide0..<panelEnd, p0: p0, kc: kcur, dst: scratch, origin: col0)
+                        packBPanels(wide0..<panelEnd, p0: p0, kc: kcur, dst: scratch, origin: col0,
+                                    capacity: privateSize)
                         bBlock = UnsafePointer(scratch); bOrigin = col0
                     } else {
-                        packARows(row0, row1, p0: p0, kc: kcur, dst: scratch, origin: row0)
+                        packARows(row0, row1, p0: p0, kc: kcur, dst: scratch, origin: row0,
+                                  capacity: privateSize)
                         aBlock = UnsafePointer(scratch); aOrigin = row0
                         bBlock = UnsafePointer(shared + bi * plan.bBlockStride); bOrigin = 0
                     }
@@ -398,11 +437,7 @@ public enum GEMM {
                         tiles.wide(rows: row0..<row1, panels: wide0..<wide1)
                     }
                     if hasTail {
-                        let j0 = plan.wide * 32
-                        tiles.narrow(rows: row0..<row1, j0: j0, width: plan.tail0)
-                        if plan.tail1 > 0 {
-                            tiles.narrow(rows: row0..<row1, j0: j0 + plan.tail0, width: plan.tail1)
-                        }
+                        tiles.narrow(rows: row0..<row1, panels: plan.wide..<bPanels)
                     }
                 }
             }
@@ -464,34 +499,48 @@ public enum GEMM {
             }
         }
 
-        /// One narrow (16- or 8-wide) panel against the rows: up to 24 rows (3 A panels) of
-        /// complete panels at a time, then the partial panel (fewer than 8 rows) on its own.
+        /// The narrow (16- or 8-wide) panels against the rows: for each group of rows (kept in L1),
+        /// each panel. A stored m×k read in place: 8 rows at a time. Otherwise up to 24 rows (3 A
+        /// panels) of complete panels at a time, then the partial panel (< 8 rows) on its own.
         @inline(__always)
-        func narrow(rows: Range<Int>, j0: Int, width: Int) {
-            let alpha = job.alpha, ldc = job.ldc, c = job.c, kc = self.kc
-            let nr = min(width, job.plan.n - j0)
-            let (bPanel, bStep) = bSource(j0, width: width)
+        func narrow(rows: Range<Int>, panels: Range<Int>) {
+            let alpha = job.alpha, ldc = job.ldc, c = job.c, kc = self.kc, n = job.plan.n
+            let rowsInPlace = job.directA && !job.transA
             var ir = rows.lowerBound
             while ir < rows.upperBound {
                 let left = rows.upperBound - ir
-                let tileRows = left >= 8 ? min(24, left / 8 * 8) : 8
+                let tileRows = left < 8 || rowsInPlace ? 8 : min(24, left / 8 * 8)
                 let mr = min(tileRows, left)
                 let (aPanel, aStep, aStride) = aSource(ir, rows: tileRows)
-                let full = mr == tileRows && nr == width
-                let dst = full ? c + ir * ldc + j0 : edge
-                let dstLd = full ? ldc : width
-                let dstBeta: Float = full ? beta : 0
-                switch (tileRows, width) {
-                case (24, 16): kernel24x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
-                case (16, 16): kernel16x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
-                case (8, 16): kernel8x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
-                case (24, 8): kernel24x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
-                case (16, 8): kernel16x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
-                default: kernel8x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
-                }
-                if !full {
-                    storeEdge(rows: mr, cols: nr, src: edge, srcStride: width,
-                              c: c + ir * ldc + j0, ldc: ldc, beta: beta)
+                for q in panels {
+                    let (j0, width) = job.bPanel(q)
+                    let nr = min(width, n - j0)
+                    let (bPanel, bStep) = bSource(j0, width: width)
+                    let full = mr == tileRows && nr == width
+                    let dst = full ? c + ir * ldc + j0 : edge
+                    let dstLd = full ? ldc : width
+                    let dstBeta: Float = full ? beta : 0
+                    if rowsInPlace && mr == 8 {
+                        let aRows = job.a + ir * job.lda + p0
+                        if width == 16 {
+                            kernelRows8x16(kc, aRows, job.lda, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        } else {
+                            kernelRows8x8(kc, aRows, job.lda, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        }
+                    } else {
+                        switch (tileRows, width) {
+                        case (24, 16): kernel24x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        case (16, 16): kernel16x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        case (8, 16): kernel8x16(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        case (24, 8): kernel24x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        case (16, 8): kernel16x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        default: kernel8x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                        }
+                    }
+                    if !full {
+                        storeEdge(rows: mr, cols: nr, src: edge, srcStride: width,
+                                  c: c + ir * ldc + j0, ldc: ldc, beta: beta)
+                    }
                 }
                 ir += tileRows
             }

@@ -14,6 +14,8 @@
 //   kernel{8,16,24}x8:   8-column panels at the right edge (e.g. n = 20 = 16 + 8); SIMD8 runs at
 //                        the same flops per lane as SIMD16 on Zen 4 (two 256-bit FMA pipes).
 // The narrow kernels take up to three consecutive A panels to keep 8–24 accumulators busy.
+//   kernelRows8x{16,8}:  narrow panels reading A stored m×k in place (8 row pointers), used when
+//                        n ≤ 24 so that packing A (a transpose) would cost as much as the product.
 
 extension GEMM {
     /// The one store formula for a vector of results s = alpha·acc:
@@ -428,4 +430,81 @@ extension GEMM {
         update(row, c23_0, va, vb, mode)
     }
 
+    /// 8×16 tile reading A in place from 8 rows of A stored m×k (row i at a + i·lda), 8 SIMD16<Float> accumulators.
+    @inline(never)
+    static func kernelRows8x16(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+                       _ b: UnsafePointer<Float>, _ bStep: Int,
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        var c0_0 = SIMD16<Float>(); var c1_0 = SIMD16<Float>(); var c2_0 = SIMD16<Float>(); var c3_0 = SIMD16<Float>();
+        var c4_0 = SIMD16<Float>(); var c5_0 = SIMD16<Float>(); var c6_0 = SIMD16<Float>(); var c7_0 = SIMD16<Float>();
+        let r0 = a, r1 = a + lda, r2 = a + 2 &* lda, r3 = a + 3 &* lda
+        let r4 = a + 4 &* lda, r5 = a + 5 &* lda, r6 = a + 6 &* lda, r7 = a + 7 &* lda
+        var pb = UnsafeRawPointer(b)
+        let bBytes = bStep &* 4
+        var p = 0
+        while p < kc {
+            let b0 = pb.loadUnaligned(as: SIMD16<Float>.self)
+            c0_0 = c0_0.addingProduct(SIMD16<Float>(repeating: r0[p]), b0)
+            c1_0 = c1_0.addingProduct(SIMD16<Float>(repeating: r1[p]), b0)
+            c2_0 = c2_0.addingProduct(SIMD16<Float>(repeating: r2[p]), b0)
+            c3_0 = c3_0.addingProduct(SIMD16<Float>(repeating: r3[p]), b0)
+            c4_0 = c4_0.addingProduct(SIMD16<Float>(repeating: r4[p]), b0)
+            c5_0 = c5_0.addingProduct(SIMD16<Float>(repeating: r5[p]), b0)
+            c6_0 = c6_0.addingProduct(SIMD16<Float>(repeating: r6[p]), b0)
+            c7_0 = c7_0.addingProduct(SIMD16<Float>(repeating: r7[p]), b0)
+            pb += bBytes
+            p &+= 1
+        }
+        let va = SIMD16<Float>(repeating: alpha), vb = SIMD16<Float>(repeating: beta)
+        let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
+        var row = UnsafeMutableRawPointer(c)
+        let rs = ldc &* 4
+        update(row, c0_0, va, vb, mode); row += rs
+        update(row, c1_0, va, vb, mode); row += rs
+        update(row, c2_0, va, vb, mode); row += rs
+        update(row, c3_0, va, vb, mode); row += rs
+        update(row, c4_0, va, vb, mode); row += rs
+        update(row, c5_0, va, vb, mode); row += rs
+        update(row, c6_0, va, vb, mode); row += rs
+        update(row, c7_0, va, vb, mode)
+    }
+
+    /// 8×8 tile reading A in place from 8 rows of A stored m×k (row i at a + i·lda), 8 SIMD8<Float> accumulators.
+    @inline(never)
+    static func kernelRows8x8(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+                       _ b: UnsafePointer<Float>, _ bStep: Int,
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        var c0_0 = SIMD8<Float>(); var c1_0 = SIMD8<Float>(); var c2_0 = SIMD8<Float>(); var c3_0 = SIMD8<Float>();
+        var c4_0 = SIMD8<Float>(); var c5_0 = SIMD8<Float>(); var c6_0 = SIMD8<Float>(); var c7_0 = SIMD8<Float>();
+        let r0 = a, r1 = a + lda, r2 = a + 2 &* lda, r3 = a + 3 &* lda
+        let r4 = a + 4 &* lda, r5 = a + 5 &* lda, r6 = a + 6 &* lda, r7 = a + 7 &* lda
+        var pb = UnsafeRawPointer(b)
+        let bBytes = bStep &* 4
+        var p = 0
+        while p < kc {
+            let b0 = pb.loadUnaligned(as: SIMD8<Float>.self)
+            c0_0 = c0_0.addingProduct(SIMD8<Float>(repeating: r0[p]), b0)
+            c1_0 = c1_0.addingProduct(SIMD8<Float>(repeating: r1[p]), b0)
+            c2_0 = c2_0.addingProduct(SIMD8<Float>(repeating: r2[p]), b0)
+            c3_0 = c3_0.addingProduct(SIMD8<Float>(repeating: r3[p]), b0)
+            c4_0 = c4_0.addingProduct(SIMD8<Float>(repeating: r4[p]), b0)
+            c5_0 = c5_0.addingProduct(SIMD8<Float>(repeating: r5[p]), b0)
+            c6_0 = c6_0.addingProduct(SIMD8<Float>(repeating: r6[p]), b0)
+            c7_0 = c7_0.addingProduct(SIMD8<Float>(repeating: r7[p]), b0)
+            pb += bBytes
+            p &+= 1
+        }
+        let va = SIMD8<Float>(repeating: alpha), vb = SIMD8<Float>(repeating: beta)
+        let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
+        var row = UnsafeMutableRawPointer(c)
+        let rs = ldc &* 4
+        update(row, c0_0, va, vb, mode); row += rs
+        update(row, c1_0, va, vb, mode); row += rs
+        update(row, c2_0, va, vb, mode); row += rs
+        update(row, c3_0, va, vb, mode); row += rs
+        update(row, c4_0, va, vb, mode); row += rs
+        update(row, c5_0, va, vb, mode); row += rs
+        update(row, c6_0, va, vb, mode); row += rs
+        update(row, c7_0, va, vb, mode)
+    }
 }

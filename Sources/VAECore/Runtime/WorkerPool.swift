@@ -45,7 +45,7 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     /// Iterations a worker polls for the next job before it parks (tens of microseconds).
-    private static let spinLimit = 40_000
+    private static let spinLimit = Int(ProcessInfo.processInfo.environment["VAEC_SPIN"] ?? "") ?? 40_000
 
     private let generation = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)

@@ -65,6 +65,15 @@ public struct Checker {
             return nil
         }
         do { latent.prior = try checkPrior(latentDecl.prior) } catch { report(error) }
+        if case .mixture(let k) = latent.prior {
+            for component in 1...k {
+                let names = Prior.mixtureNames(component)
+                // Means spread over [−1, 1] so the components start apart; unit spreads; equal weights.
+                parameters.append(ParameterSpec(name: names.mean, dims: latent.dims, initialization: .uniform(bound: 1)))
+                parameters.append(ParameterSpec(name: names.logStd, dims: latent.dims, initialization: .constant(0)))
+                parameters.append(ParameterSpec(name: names.logit, dims: [], initialization: .constant(0)))
+            }
+        }
 
         var objective = ObjectiveSpec()
         if file.objectives.count > 1 {
@@ -72,6 +81,18 @@ public struct Checker {
         }
         if let block = file.objectives.first {
             objective = checkObjective(block, features: input.featureCount, latents: latent.featureCount)
+        }
+        if case .mixture = latent.prior {
+            if objective.kl == .analytic {
+                report(Diagnostic("a mixture prior has no closed-form KL", at: latentDecl.prior.range,
+                                  hint: "write 'kl: sampled' in the objective block (a Monte-Carlo KL at the sampled z)"))
+                return nil
+            }
+            if case .freeBits = objective.beta {
+                report(Diagnostic("free bits needs a KL per latent dimension, which a mixture prior does not have",
+                                  at: latentDecl.prior.range))
+                return nil
+            }
         }
         var train = TrainSpec()
         if file.trains.count > 1 {

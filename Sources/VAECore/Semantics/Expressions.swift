@@ -142,8 +142,13 @@ extension Checker {
     // MARK: distributions
 
     mutating func checkPrior(_ call: Call) throws(Diagnostic) -> Prior {
+        if call.callee.name == "mixture" {
+            let args = try bind(call, parameters: ["components"], required: ["components"], summary: "mixture(components: 10)")
+            return .mixture(components: try wholeNumber(args.values["components"]!, "components", range: 1...100))
+        }
         guard call.callee.name == "normal" else {
-            throw Diagnostic("unknown prior '\(call.callee.name)'", at: call.callee.range, hint: "priors: normal(mean, std)")
+            throw Diagnostic("unknown prior '\(call.callee.name)'", at: call.callee.range,
+                             hint: "priors: normal(mean, std), mixture(components: K)")
         }
         let args = try bind(call, parameters: ["mean", "std"], required: [], summary: "normal(mean, std)")
         var mean = 0.0, std = 1.0

@@ -145,6 +145,8 @@ struct LossBuilder {
     /// KL(N(μ, σ²) ‖ N(m, s²)) per latent dimension: ½((σ² + (μ−m)²)/s² − 1 − log σ² + log s²).
     mutating func analyticKL(_ posterior: (mean: ValueID, logVariance: ValueID), prior: Prior) -> ValueID {
         switch prior {
+        case .mixture:
+            preconditionFailure("the checker requires kl: sampled for a mixture prior")
         case .normal(let mean, let std):
             let variance = builder.unary(.exp, posterior.logVariance)
             var centred = posterior.mean
@@ -161,6 +163,8 @@ struct LossBuilder {
     /// With z = μ + σε, log q = −½ε² − ½ log σ² − ½ log 2π exactly; the ½ log 2π cancels against log p's.
     mutating func sampledKL(_ posterior: (mean: ValueID, logVariance: ValueID), noise: ValueID, z: ValueID, prior: Prior) -> ValueID {
         switch prior {
+        case .mixture(let components):
+            return mixtureSampledKL(posterior, noise: noise, z: z, components: components)
         case .normal(let mean, let std):
             let half = builder.constant(0.5)
             let logQ = builder.unary(.negate, builder.binary(.multiply, half,
@@ -172,5 +176,45 @@ struct LossBuilder {
                                       builder.constant(Float(Foundation.log(std))))
             return builder.add(.subtract, [logQ, logP], name: "kl_per_dim")
         }
+    }
+
+    /// log q(z|x) − log p(z) for a mixture prior, per latent dimension. The mixture's log-density does not
+    /// factorise over dimensions, so its share is split evenly: Σ_j of the result is the exact
+    /// one-sample KL, and `kl_per_dim` is an attribution, not a per-dimension KL.
+    ///
+    ///     log p(z) = logsumexp_k( log π_k + Σ_j log N(z_j; m_kj, s_kj²) ),  log π = logits − logsumexp(logits)
+    ///
+    /// logsumexp is written with the max trick from `maximum`, `exp` and `log`, so every op is one the
+    /// runtime and the VJP rules already have (the max's gradient cancels exactly, as it should).
+    mutating func mixtureSampledKL(_ posterior: (mean: ValueID, logVariance: ValueID), noise: ValueID, z: ValueID,
+                                   components: Int) -> ValueID {
+        let half = builder.constant(0.5)
+        let latents = builder.shape(z).featureCount
+        let logQ = builder.unary(.negate, builder.binary(.multiply, half,
+                                                          builder.binary(.add, builder.unary(.square, noise), posterior.logVariance)))
+        var logits: [ValueID] = [], terms: [ValueID] = []
+        for k in 1...components {
+            let names = Prior.mixtureNames(k)
+            let mean = builder.add(.parameter(names.mean), name: names.mean, shape: Shape(batched: false, builder.shape(z).dims))
+            let logStd = builder.add(.parameter(names.logStd), name: names.logStd, shape: Shape(batched: false, builder.shape(z).dims))
+            let logit = builder.add(.parameter(names.logit), name: names.logit, shape: .scalar)
+            // Σ_j −½((z_j − m_kj)/s_kj)² − log s_kj   (the −½ log 2π per dimension cancels against log q's)
+            let standardised = builder.binary(.multiply, builder.binary(.subtract, z, mean), builder.unary(.exp, builder.unary(.negate, logStd)))
+            let perDimension = builder.binary(.add, builder.binary(.multiply, half, builder.unary(.square, standardised)), logStd)
+            terms.append(builder.binary(.add, builder.unary(.negate, builder.unary(.sumFeatures, perDimension)), logit))
+            logits.append(logit)
+        }
+        let logP = builder.add(.subtract, [logSumExp(terms), logSumExp(logits)], name: "log_prior")
+        let share = builder.binary(.multiply, builder.constant(1 / Float(latents)), logP)
+        return builder.add(.subtract, [logQ, share], name: "kl_per_dim")
+    }
+
+    /// log Σ_k exp(v_k) = m + log Σ_k exp(v_k − m), m = max_k v_k.
+    mutating func logSumExp(_ values: [ValueID]) -> ValueID {
+        guard values.count > 1 else { return values[0] }
+        let top = values.dropFirst().reduce(values[0]) { builder.binary(.maximum, $0, $1) }
+        let sum = values.map { builder.unary(.exp, builder.binary(.subtract, $0, top)) }.dropFirst()
+            .reduce(builder.unary(.exp, builder.binary(.subtract, values[0], top))) { builder.binary(.add, $0, $1) }
+        return builder.binary(.add, top, builder.unary(.log, sum))
     }
 }

@@ -30,6 +30,15 @@ public struct LatentSpec: Codable, Sendable, Equatable {
 
 public enum Prior: Codable, Sendable, Equatable {
     case normal(mean: Double, std: Double)
+    /// A mixture of K diagonal Gaussians with learned means, log standard deviations and mixture
+    /// logits (parameters `prior.mean.k`, `prior.log_std.k`, `prior.logit.k`, k = 1…K). No closed-form
+    /// KL: it needs `kl: sampled`.
+    case mixture(components: Int)
+
+    /// Parameter names of a mixture's component k (1-based).
+    public static func mixtureNames(_ k: Int) -> (mean: String, logStd: String, logit: String) {
+        ("prior.mean.\(k)", "prior.log_std.\(k)", "prior.logit.\(k)")
+    }
 }
 
 /// Where a Gaussian's σ or a Laplace's scale comes from.

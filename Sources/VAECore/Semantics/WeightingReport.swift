@@ -24,6 +24,7 @@ public enum WeightingReport {
         if case .normal(let mean, let std) = model.latent.prior, mean != 0 || std != 1 {
             text += " with the prior N(\(trim(mean)), \(trim(std))²)"
         }
+        if case .mixture(let k) = model.latent.prior { text += " with a learned mixture-of-\(k)-Gaussians prior" }
         if let eff = effectiveBeta(model) {
             text += ": effective β = \(trim(eff))"
             if abs(eff - 1) < 1e-12 { text += " (the ELBO)" }
