@@ -301,8 +301,8 @@ final class ExportTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("FAIL"), run.stdout)
     }
 
-    /// The module draws vaec's random stream: the same uniforms, normals, permutations and initial
-    /// parameters as RandomSource and ParameterStore.initialize, bit for bit.
+    /// The module draws vaec's random stream: the same uniforms, normals, permutations, initial
+    /// parameters and binarised data as RandomSource, ParameterStore.initialize and Dataset.binarized.
     func testTheModuleDrawsVaecsRandomStream() throws {
         let peers = try PythonPeers.require()
         let folder = try TestPaths.temporaryFolder(for: self)
@@ -316,6 +316,11 @@ final class ExportTests: XCTestCase {
         r = m.VaecRandom(12345)
         out = {"uniform": r.uniform(5).tolist(), "normal": r.normal(7).tolist(), "permutation": r.permutation(10).tolist()}
         out["parameters"] = {k: v.ravel().tolist() for k, v in m.vaec_initial_parameters(m.VaecRandom(3)).items()}
+        grey = m.np.linspace(0, 1, 24, dtype=m.np.float32).reshape(4, 6)
+        m.TRAIN["binarize"] = "dynamic"
+        out["dynamic"] = [m.binarized(grey, 9, epoch).ravel().tolist() for epoch in (-1, 0, 2)]
+        m.TRAIN["binarize"] = 0.5
+        out["threshold"] = m.binarized(grey, 9, 0).ravel().tolist()
         print(json.dumps(out))
         """
         let run = try PythonPeers.run(peers.python, ["-c", script], timeout: 120)
@@ -332,6 +337,10 @@ final class ExportTests: XCTestCase {
         let store = ParameterStore(specs: result.model.parameters)
         var initial = RandomSource(seed: 3)
         store.initialize(random: &initial)
+        let grey = Dataset(path: "grey", count: 4, features: 6, values: (0..<24).map { Float($0) / 23 })
+        let dynamic = [-1, 0, 2].map { grey.binarized(.dynamic, draw: Trainer.drawSeed(9, epoch: $0)).values }
+        XCTAssertEqual((drawn["dynamic"] as? [[Double]])?.map { $0.map { Float($0) } }, dynamic, "dynamic binarisation")
+        XCTAssertEqual((drawn["threshold"] as? [Double])?.map { Float($0) }, grey.binarized(.threshold(0.5), draw: 0).values)
         let parameters = try XCTUnwrap(drawn["parameters"] as? [String: [Double]])
         for (index, spec) in result.model.parameters.enumerated() {
             XCTAssertEqual(parameters[spec.name]?.map { Float($0) }, store.values(index), spec.name)
@@ -356,6 +365,15 @@ final class ExportTests: XCTestCase {
         try text.write(toFile: modelPath, atomically: true, encoding: .utf8)
         let result = try Compiler.compile(path: modelPath)
         let model = result.model
+        // Both targets in one Python process (one interpreter start).
+        var script = "import sys\nsys.path.insert(0, \(Python.string(folder.path)))\n"
+        for target in peers.targets {
+            try Exporter.module(result, target: target).write(to: folder.appendingPathComponent("geco_tiny_\(target.rawValue).py"),
+                                                            atomically: true, encoding: .utf8)
+            script += "import geco_tiny_\(target.rawValue)\ngeco_tiny_\(target.rawValue).train(log=lambda line: print(\(Python.string(target.rawValue + " ")) + line))\n"
+        }
+        // Python trains while vaec does.
+        let python = try PythonPeers.start(peers.python, ["-c", script])
         let trainer = try Trainer(program: result.program,
                                   train: try Dataset.load(model.train.data!, relativeTo: folder.path, input: model.input),
                                   test: try Dataset.load(model.train.test!, relativeTo: folder.path, input: model.input))
@@ -363,16 +381,16 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(history.count, 1)
         let lambda = try XCTUnwrap(trainer.controller.lambda)
         XCTAssertTrue(lambda > 10 && lambda < 1e5, "GECO's λ must have moved, within its bounds, for the test to cover it: \(lambda)")
+        let run = python.finish(timeout: 300)
+        XCTAssertEqual(run.status, 0, run.stderr)
         for target in peers.targets {
-            let module = folder.appendingPathComponent("geco_tiny_\(target.rawValue).py").path
-            try Exporter.module(result, target: target).write(toFile: module, atomically: true, encoding: .utf8)
-            let run = try PythonPeers.run(peers.python, [module], timeout: 300)
-            XCTAssertEqual(run.status, 0, run.stderr)
-            let lines = run.stdout.split(separator: "\n").filter { $0.hasPrefix("epoch") }
+            let lines = run.stdout.split(separator: "\n").filter { $0.hasPrefix("\(target.rawValue) epoch") }
             XCTAssertEqual(lines.count, 1, run.stdout)
             for (line, report) in zip(lines, history) {
                 let numbers = line.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: CharacterSet(charactersIn: "(),"))) }
                 // epoch, train −ELBO, recon, KL, test −ELBO, β, seconds
+                XCTAssertEqual(numbers.count, 7, String(line))
+                guard numbers.count == 7 else { continue }
                 XCTAssertEqual(numbers[1], report.trainELBO, accuracy: 1e-3 * report.trainELBO, "\(target): \(line)")
                 XCTAssertEqual(numbers[4], report.testELBO!, accuracy: 1e-3 * report.testELBO!, "\(target): \(line)")
                 // The effective β of the epoch's last step: 1/λ, λ as vaec's controller set it.
@@ -538,6 +556,16 @@ final class ExportTests: XCTestCase {
         let missing = try VAECProcess.run(["import", folder.appendingPathComponent("none.safetensors").path, "--model", model, "-o", module + ".st"])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("none.safetensors"), missing.stderr)
+        // vaec grad takes ε from a .npy file ([rows, latents]) and refuses one of another shape.
+        let noise = folder.appendingPathComponent("eps.npy").path
+        try NPYFile.write(float32: (0..<40).map { Float($0) / 40 }, dims: [2, 20], to: noise)
+        let grad = try VAECProcess.run(["grad", model, "--rows", "0:2", "--noise", noise])
+        XCTAssertEqual(grad.status, 0, grad.stderr)
+        XCTAssertTrue(grad.stdout.contains("noise from \(noise)"), grad.stdout)
+        try NPYFile.write(float32: [Float](repeating: 0, count: 40), dims: [20, 2], to: noise)
+        let wrong = try VAECProcess.run(["grad", model, "--rows", "0:2", "--noise", noise])
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(wrong.stderr.contains("but ε is [rows, 20]"), wrong.stderr)
         let help = try VAECProcess.run(["help", "import"])
         XCTAssertTrue(help.stdout.contains("vaec import CHECKPOINT.safetensors --model"), help.stdout)
     }

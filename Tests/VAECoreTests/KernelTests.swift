@@ -146,6 +146,24 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Odd sizes (edge tiles in every GEMM piece, a partial last row chunk, rows shorter than a block)
+    /// and three threads: still the same bits as one thread.
+    func testOddShapesGiveTheSameBitsOnOneTwoAndThreeThreads() throws {
+        let source = TestModels.mlp(inputs: 333, hidden: 150, latents: 7, activation: "tanh")
+        let program = try TestModels.compile(source).program
+        let outputs = Self.trainOutputs(program.model)
+        let reference = Bound(program, outputs: outputs, batch: 101, threads: 1)
+        reference.executable.run()
+        for threads in [2, 3] {
+            let other = Bound(program, outputs: outputs, batch: 101, threads: threads)
+            XCTAssertTrue(other.executable.staging.stages.contains { $0.split }, "\(threads) threads")
+            other.executable.run()
+            for name in outputs {
+                XCTAssertEqual(reference.values(name).map(\.bitPattern), other.values(name).map(\.bitPattern), "\(name), \(threads) threads")
+            }
+        }
+    }
+
     /// The vector Adam gives the scalar formula's bits (same operations, same order, lane by lane).
     func testAdamMatchesTheScalarFormula() {
         let specs = [ParameterSpec(name: "w", dims: [37], initialization: .constant(0))]
@@ -330,6 +348,29 @@ final class KernelTests: XCTestCase {
             let total = placed.reduce(0) { $0 + BufferPlan.aligned($1.2 - $1.1) }
             XCTAssertLessThan(e.plan.arenaSize, total)
         }
+    }
+
+    /// Executables share one arena for their intermediates: a run after another executable grew (moved)
+    /// it, and runs on two threads at once (one of them on a private arena), give the same values.
+    func testExecutablesSharingTheArenaGiveTheSameValues() throws {
+        let program = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path).program
+        let outputs = Self.trainOutputs(program.model)
+        let small = Bound(program, outputs: outputs, batch: 2, threads: 1)
+        small.executable.run()
+        let before = outputs.map(small.values)
+        let large = Bound(program, outputs: outputs, batch: 24, threads: 1, seed: 9)
+        large.executable.run()                 // needs a larger arena: the shared one moves
+        let largeValues = outputs.map(large.values)
+        small.executable.run()
+        XCTAssertEqual(outputs.map(small.values).map { $0.map(\.bitPattern) }, before.map { $0.map(\.bitPattern) })
+        // Both at once, from two threads.
+        let group = DispatchGroup()
+        for bound in [small, large] {
+            DispatchQueue.global().async(group: group) { for _ in 0..<3 { bound.executable.run() } }
+        }
+        group.wait()
+        XCTAssertEqual(outputs.map(small.values).map { $0.map(\.bitPattern) }, before.map { $0.map(\.bitPattern) })
+        XCTAssertEqual(outputs.map(large.values).map { $0.map(\.bitPattern) }, largeValues.map { $0.map(\.bitPattern) })
     }
 
     /// The plain interpreter still reports every scheduled node's value (the NaN guard and

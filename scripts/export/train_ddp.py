@@ -71,8 +71,9 @@ def main():
     model = DistributedDataParallel(inner.to(device))
     optimizer = m.make_optimizer(model)
     controller = m.BetaController()
-    train_x = m.load_data("data")
-    test_x = m.load_data("test") if m.TRAIN["test"] else None
+    source_x = m.load_data("data")
+    train_x = m.binarized(source_x, seed, 0)
+    test_x = m.binarized(m.load_data("test"), seed, -1) if m.TRAIN["test"] else None
     steps_per_epoch = len(train_x) // batch
     total = steps_per_epoch * epochs
     loss_scale = float(world) if m.BATCH == "sum" else 1.0
@@ -84,6 +85,8 @@ def main():
     step = 0
     for epoch in range(1, epochs + 1):
         start = time.time()
+        if m.TRAIN["binarize"] == "dynamic" and epoch > 1:
+            train_x = m.binarized(source_x, seed, epoch - 1)   # vaec's fresh draw each epoch
         order = random.permutation(len(train_x))
         sums = torch.zeros(3, dtype=torch.float64)
         for i in range(steps_per_epoch):

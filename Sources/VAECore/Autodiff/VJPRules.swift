@@ -55,7 +55,7 @@ public enum VJPRules {
             let db = b.unary(.negate, b.binary(.divide, b.binary(.multiply, g, y), operands[1]))
             return [reduce(da, to: operands[0], &b), reduce(db, to: operands[1], &b)]
         case .maximum:
-            // The gradient goes to the larger operand (to a on ties).
+            // The gradient goes to the larger operand (to b on ties: step(a − b) is 0 at a = b).
             let aWins = b.unary(.positiveStep, b.binary(.subtract, operands[0], operands[1]))
             let toA = b.binary(.multiply, g, aWins)
             let toB = b.binary(.subtract, g, toA)

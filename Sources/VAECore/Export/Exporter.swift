@@ -59,7 +59,7 @@ public enum Exporter {
         w.blank()
         generator.writeImports(w)
         w.blank(2)
-        try writeConstants(w, plan: plan, modelDirectory: modelDirectory)
+        writeConstants(w, plan: plan, modelDirectory: modelDirectory)
         w.blank(2)
         section(w, "The encoder and decoder")
         try generator.writeNetwork(w, plan: plan)
@@ -103,7 +103,7 @@ public enum Exporter {
     }
 
     /// The model file's declarations and settings as module constants, with their comments.
-    static func writeConstants(_ w: PythonWriter, plan: ExportPlan, modelDirectory: String?) throws {
+    static func writeConstants(_ w: PythonWriter, plan: ExportPlan, modelDirectory: String?) {
         let model = plan.model
         section(w, "The model file")
         let directory = modelDirectory ?? (model.sourcePath as NSString).deletingLastPathComponent
@@ -162,6 +162,12 @@ public enum Exporter {
             w.line("\"batch\": \(train.batch),", carrying: plan.carried("train.batch"))
             w.line("\"epochs\": \(train.epochs),", carrying: plan.carried("train.epochs"))
             w.line("\"seed\": \(train.seed),", carrying: plan.carried("train.seed"))
+            let binarize: String = switch train.binarize {
+            case .none: "None"
+            case .threshold(let t): Python.number(t)
+            case .dynamic: "\"dynamic\""
+            }
+            w.line("\"binarize\": \(binarize),", carrying: plan.carried("train.binarize"))
         }
         w.line("}")
         w.blank()

@@ -236,14 +236,17 @@ struct PyTorchTarget: PythonTarget {
             model.load_state_dict({name: torch.from_numpy(value) for name, value in vaec_initial_parameters(random).items()})
             optimizer = make_optimizer(model)
             controller = BetaController()
-            train_x = load_data("data")
-            test_x = load_data("test") if TRAIN["test"] else None
+            source_x = load_data("data")
+            train_x = binarized(source_x, seed, 0)
+            test_x = binarized(load_data("test"), seed, -1) if TRAIN["test"] else None
             batch = TRAIN["batch"]
             steps_per_epoch = len(train_x) // batch
             total = steps_per_epoch * epochs
             step = 0
             for epoch in range(1, epochs + 1):
                 start = time.time()
+                if TRAIN["binarize"] == "dynamic" and epoch > 1:
+                    train_x = binarized(source_x, seed, epoch - 1)   # a fresh draw each epoch
                 order = random.permutation(len(train_x))
                 reconstruction = kl = 0.0
                 for i in range(steps_per_epoch):

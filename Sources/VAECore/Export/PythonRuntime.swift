@@ -234,6 +234,20 @@ enum PythonRuntime {
                 return np.array(values[:count], dtype=np.float32)
 
 
+        def binarized(values, seed, epoch):
+            \"\"\"The data as the train block's `binarize:` turns it into 0/1, as vaec's Trainer does: x > t for a
+            threshold; for `dynamic` a Bernoulli(x) draw per epoch (epoch 0, 1, …; −1 for the test set, drawn once)
+            from vaec's stream with the seed vaec derives from the training seed and the epoch.\"\"\"
+            setting = TRAIN["binarize"]
+            if setting is None:
+                return values
+            if setting != "dynamic":
+                return (values > np.float32(setting)).astype(np.float32)
+            mask = VaecRandom.MASK
+            draw = ((int(seed) * 0x9E3779B97F4A7C15) & mask) ^ (int(epoch) & mask) ^ 0xB1A7
+            return (VaecRandom(draw).uniform(values.size).reshape(values.shape) < values).astype(np.float32)
+
+
         def vaec_initial_parameters(random):
             \"\"\"The parameters vaec's run starts from, drawn from a VaecRandom as ParameterStore.initialize does:
             each tensor in order, U(−b, b) as (u·2 − 1)·b in float32, constants as they are.\"\"\"

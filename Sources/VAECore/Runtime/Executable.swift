@@ -3,7 +3,9 @@ import Foundation
 /// A graph instantiated for one batch size, in two forms that compute the same values:
 ///
 /// - `run()`: the kernel program (`Lowering/`): fused elementwise kernels and GEMMs in stages for the
-///   threads, every intermediate in one arena planned by liveness. Nothing is allocated per step.
+///   threads, every intermediate in an arena at an offset planned by liveness. The arena is shared by
+///   the executables of the process (`SharedArena`: an intermediate lives only during its run), so the
+///   trainer's step and its evaluator hold one arena between them. Nothing is allocated per step.
 /// - `run(inspecting:)`: the plain interpreter, one IR node at a time, calling back after each node with
 ///   its value (the NaN guard's search for the first bad op, `vaec grad --values`, the Double sums of
 ///   the gradient check). Its arena is allocated on first use.
@@ -33,7 +35,9 @@ public final class Executable {
     private let pinned: UnsafeMutablePointer<Float>
     private let pinnedOffsets: [ValueID: Int]
     private let pinnedSize: Int
-    private let arena: UnsafeMutablePointer<Float>
+    /// The arena the stages are bound to (the shared one, or `privateArena` when it was taken).
+    private var arena: UnsafeMutablePointer<Float>?
+    private var privateArena: UnsafeMutablePointer<Float>?
     private let registers: UnsafeMutablePointer<Float>
     private let registersPerThread: Int
     /// The kernel program bound to memory; rebuilt after a `bind`.
@@ -62,7 +66,6 @@ public final class Executable {
         plan = MemoryPlan(program, staging: staging, batch: batch, pinned: pinnedLayout.offsets)
 
         pinned = Self.allocate(pinnedLayout.size)
-        arena = Self.allocate(plan.arenaSize)
         registersPerThread = program.kernels.reduce(0) { n, k in
             if case .fused(let f) = k { return max(n, f.registers) } else { return n }
         } * FusedKernelRunner.stride
@@ -78,13 +81,12 @@ public final class Executable {
             }
         }
         self.hypers = hypers
-        for (v, offset) in plan.arena { buffers[v] = arena + offset }
     }
 
     deinit {
         for b in owned { b.deallocate() }
-        pinned.deallocate(); arena.deallocate(); registers.deallocate()
-        plainArena?.deallocate()
+        pinned.deallocate(); registers.deallocate()
+        plainArena?.deallocate(); privateArena?.deallocate()
     }
 
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
@@ -126,15 +128,22 @@ public final class Executable {
     /// Floating-point operations of one `run()` (2·m·n·k per product, one per element and elementwise op).
     public var flopsPerRun: Int { program.flops(batch: batch) }
 
-    /// Bytes this executable allocated for its values (pinned block, arena, registers; not the plain
-    /// interpreter's arena, which exists only after an inspecting run).
+    /// Bytes of memory this executable's step uses for its values (pinned block, its plan's share of the
+    /// arena, registers; not the plain interpreter's arena, which exists only after an inspecting run).
     public var bytesAllocated: Int { 4 * (pinnedSize + plan.arenaSize + registersPerThread * threads) }
 
     // MARK: The kernel program
 
     /// Runs the kernel program.
     public func run() {
-        if stale { bindStages() }
+        let shared = SharedArena.shared.acquire(plan.arenaSize)
+        defer { if shared != nil { SharedArena.shared.release() } }
+        let memory: UnsafeMutablePointer<Float>
+        if let shared { memory = shared } else {
+            if privateArena == nil { privateArena = Self.allocate(plan.arenaSize) }
+            memory = privateArena!
+        }
+        if stale || memory != arena { bindStages(arena: memory) }
         setHypers()
         if profiling {
             if profile.stages.count != stages.count {
@@ -183,11 +192,15 @@ public final class Executable {
             return buffers[v]!
         default:
             if let offset = pinnedOffsets[v] { return pinned + offset }
-            return arena + plan.arena[v]!
+            return arena! + plan.arena[v]!
         }
     }
 
-    private func bindStages() {
+    /// Binds the kernel program to the leaves' memory and to an arena (after a `bind`, or when the arena
+    /// moved: another executable grew the shared one, or it was taken and the private one is used).
+    private func bindStages(arena: UnsafeMutablePointer<Float>) {
+        self.arena = arena
+        for (v, offset) in plan.arena { buffers[v] = arena + offset }
         let registers = self.registers, perThread = registersPerThread
         stages = staging.stages.map { stage in
             var tasks: [(Int) -> Void] = []

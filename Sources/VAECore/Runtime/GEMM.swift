@@ -12,7 +12,7 @@
 // copy is ever materialised and the kernels see one layout for all four transpose combinations.
 // Operands whose storage already has that layout are read in place instead (`Job.directA/B`).
 //
-// Compute. C is cut into chunks (`Plan.chunking`): along n (each chunk owns ≤ 256 columns of B,
+// Compute. C is cut into chunks (`Plan.chunking`): along n (each chunk owns ≤ 128 columns of B,
 // so its B block stays in L2; A is shared) or, when n is too narrow to feed the threads, along m.
 // The shared operand is packed once per call, the chunk's own one k-block by k-block just before
 // use. Per k-block: for each 8-row A panel (kept in L1), for each B panel, one register-blocked
@@ -56,14 +56,16 @@ public enum GEMM {
     /// Largest k-block. The actual block is balanced: k is cut into ceil(k / kcMax) equal-ish parts,
     /// so an 8×kc A panel (12 KB at kc = 384) sits in L1 while B panels stream from L2.
     static let kcMax = 384
-    /// 32-column B panels per chunk (256 columns: a 384×256 B block is 384 KB, half of L2).
+    /// 32-column B panels per chunk (128 columns: a 384×128 B block is 192 KB of L2).
     static let chunkPanels = 4
     /// Chunks per thread when threaded (dynamic load balancing).
     static let chunksPerThread = 3
-    /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says. Waking a
-    /// concurrentPerform worker and joining it costs ~20 µs each way on this machine (measured), so a
-    /// second thread only pays from roughly 100 µs of single-thread work.
-    static let parallelFlopThreshold = 8_000_000
+    /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says. A worker
+    /// woken by concurrentPerform starts 10–20 µs after the call on this machine (measured), so a
+    /// second thread pays from about 30 µs of single-thread work: measured with 2 threads, 2.0
+    /// MFLOP shapes were 5–15% slower or 13% faster depending on shape, 4.2 MFLOP ones 15% faster,
+    /// 6.5 MFLOP ones 20% faster.
+    static let parallelFlopThreshold = 3_000_000
 
     // MARK: Public API
 
@@ -280,10 +282,11 @@ public enum GEMM {
     /// before using it, so that block is still in L2.
     ///
     /// Operands whose layout already matches what a kernel reads are not packed at all ("direct"):
-    /// Aᵀ stored k×m (8 consecutive rows of op(A) are 8 consecutive floats of a stored row) and B
-    /// stored k×n. Only their partial edge panel (fewer than 8 rows / than the panel's width) is
-    /// packed, since reading it directly would run past the matrix. Leading dimensions that are
-    /// multiples of 64 floats are packed anyway: their rows would collide in a few cache sets.
+    /// Aᵀ stored k×m (8 consecutive rows of op(A) are 8 consecutive floats of a stored row), B
+    /// stored k×n, and A stored m×k when all panels are narrow (row-pointer kernels). Only their
+    /// partial edge panel (fewer than 8 rows / than the panel's width) is packed, since reading it
+    /// in place would run past the matrix. Leading dimensions that are multiples of 64 floats are
+    /// packed anyway: their rows would collide in a few cache sets.
     struct Job {
         let transA: Bool, transB: Bool
         let alpha: Float, beta: Float
