@@ -30,10 +30,10 @@ enum RunCommand {
         }
         let train = try Dataset.load(trainSource, relativeTo: directory, input: model.input)
         let test = try model.train.test.map { try Dataset.load($0, relativeTo: directory, input: model.input) }
-        for data in [train] + (test.map { [$0] } ?? []) {
-            let note = try data.check(against: model.likelihood)
-            if let note, model.train.binarize == .none { print(note) }
-        }
+        // Both files are checked against the likelihood's support; the note about grey values is
+        // said once, of the training data.
+        let notes = try ([train] + (test.map { [$0] } ?? [])).map { try $0.check(against: model.likelihood) }
+        if let note = notes.first ?? nil, model.train.binarize == .none { print(note) }
         let trainer = try Trainer(program: program, train: train, test: test, options: options)
         let outDirectory = args.options["--out"] ?? resume.map { $0 ?? "runs/\(model.name)" } ?? "runs/\(model.name)"
         let checkpoint = (outDirectory as NSString).appendingPathComponent(Checkpoint.fileName)
@@ -54,14 +54,21 @@ enum RunCommand {
             try TrainingState.save(trainer, to: outDirectory)
             kept = (checkpoint, trainer.epoch, trainer.step)
         }
+        let progressBar = ProgressBar()
         let isGECO: Bool = { if case .geco = model.objective.beta { return true } else { return false } }()
         let start = Date()
         let outcome: Trainer.Outcome
         do {
-            outcome = try trainer.train(checkpointEvery: checkpointEvery, shouldStop: { Interrupts.requested },
-                                        afterEpoch: { report in print(format(report, of: trainer.epochs, isGECO: isGECO)); return true },
+            outcome = try trainer.train(checkpointEvery: checkpointEvery,
+                                        shouldStop: { progressBar.update(trainer); return Interrupts.requested },
+                                        afterEpoch: { report in
+                                            progressBar.clear()
+                                            print(format(report, of: trainer.epochs, features: model.input.featureCount, isGECO: isGECO))
+                                            return true
+                                        },
                                         checkpoint: save)
         } catch let error as NonFiniteValueError {
+            progressBar.clear()
             var message = "error: \(error)\nThe parameters were not updated with the failing step. "
             if let kept {
                 message += "The last good checkpoint is kept: \(kept.path) (step \(kept.step), \(kept.epoch) epoch\(kept.epoch == 1 ? "" : "s") done)."
@@ -74,6 +81,7 @@ enum RunCommand {
             FileHandle.standardError.write(Data((message + "\n").utf8))
             exit(1)
         }
+        progressBar.clear()
         if outcome == .stopped && Interrupts.requested {
             try save(trainer)
             print("interrupted: training stopped after step \(trainer.step) (\(position(of: trainer))) and wrote its checkpoint to \(checkpoint).")
@@ -128,13 +136,15 @@ enum RunCommand {
     }
 
     /// Per-epoch line; β is the effective β in force at the epoch's last step (1/λ under GECO).
-    static func format(_ r: EpochReport, of epochs: Int, isGECO: Bool = false) -> String {
+    static func format(_ r: EpochReport, of epochs: Int, features: Int, isGECO: Bool = false) -> String {
         let width = String(epochs).count
         var line = String(format: "epoch %\(width)d/%d  train -ELBO %.2f (recon %.2f, KL %.2f)", r.epoch, epochs,
                           r.trainELBO, r.trainReconstruction, r.trainKL)
         if let elbo = r.testELBO, let rec = r.testReconstruction, let kl = r.testKL {
             line += String(format: "  test -ELBO %.2f (recon %.2f, KL %.2f)", elbo, rec, kl)
         }
+        // Bits per dimension: −ELBO / (N·ln 2), of the test set when there is one.
+        line += String(format: "  %.4f bits/dim", (r.testELBO ?? r.trainELBO) / (Double(features) * M_LN2))
         line += String(format: "  beta %g", r.beta)
         if isGECO { line += String(format: " (lambda %g)", 1 / r.beta) }
         line += String(format: "  %.2f s", r.seconds)

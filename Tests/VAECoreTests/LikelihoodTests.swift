@@ -186,3 +186,33 @@ final class LikelihoodTests: XCTestCase {
         XCTAssertNil(try outside.check(against: .normal(sigma: .fixed(1))))
     }
 }
+
+/// The train block's `binarize`: a threshold, or a Bernoulli draw that is reproducible per seed and
+/// differs between epochs.
+final class BinarizationTests: XCTestCase {
+    func testThresholdAndDynamicDraws() throws {
+        let grey = Dataset(path: "grey", count: 1, features: 4000, values: (0..<4000).map { Float($0 % 10) / 10 })
+        let thresholded = grey.binarized(.threshold(0.5), draw: 0)
+        XCTAssertEqual(thresholded.values, grey.values.map { $0 > 0.5 ? 1 : 0 })
+        let a = grey.binarized(.dynamic, draw: 7), b = grey.binarized(.dynamic, draw: 7), c = grey.binarized(.dynamic, draw: 8)
+        XCTAssertEqual(a.values, b.values, "the same seed draws the same pixels")
+        XCTAssertNotEqual(a.values, c.values, "another epoch draws other pixels")
+        XCTAssertTrue(a.values.allSatisfy { $0 == 0 || $0 == 1 })
+        // A pixel of grey level p is 1 with probability p: the mean of the draw matches the grey mean.
+        let mean = a.values.reduce(0, +) / Float(a.values.count)
+        XCTAssertEqual(mean, grey.values.reduce(0, +) / Float(grey.values.count), accuracy: 0.03)
+        XCTAssertTrue(zip(a.values, grey.values).allSatisfy { $1 > 0 || $0 == 0 }, "a black pixel stays black")
+
+        let text = """
+        model m
+        input x: [4]
+        latent z: [2] ~ normal(0, 1)
+        encoder q(z | x) { z ~ normal(mean: linear(x, 2), logvar: linear(x, 2)) }
+        decoder p(x | z) { x ~ bernoulli(logits: linear(z, 4)) }
+        train { binarize: dynamic }
+        """
+        XCTAssertEqual(try Compiler.compile(source: SourceFile(path: "m.vae", text: text)).model.train.binarize, .dynamic)
+        let bad = text.replacingOccurrences(of: "binarize: dynamic", with: "binarize: 1.5")
+        XCTAssertThrowsError(try Compiler.compile(source: SourceFile(path: "m.vae", text: bad)))
+    }
+}

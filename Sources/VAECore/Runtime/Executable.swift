@@ -145,6 +145,8 @@ public final class Executable {
         }
         if stale || memory != arena { bindStages(arena: memory) }
         setHypers()
+        let pool: WorkerPool? = WorkerPool.shared.acquire(threads: threads) ? WorkerPool.shared : nil
+        defer { pool?.release() }
         if profiling {
             if profile.stages.count != stages.count {
                 profile.stages = Array(repeating: 0, count: stages.count)
@@ -154,16 +156,16 @@ public final class Executable {
                 }
             }
             for (i, stage) in stages.enumerated() {
-                let start = KernelProfile.now()
-                stage.run(threads: threads)
-                let seconds = KernelProfile.now() - start
+                let begin = KernelProfile.now()
+                stage.run(pool)
+                let seconds = KernelProfile.now() - begin
                 profile.add(stage.kind, seconds)
                 profile.stages[i] += seconds
                 profile.stageMinimum[i] = min(profile.stageMinimum[i], seconds)
             }
             profile.runs += 1
         } else {
-            for stage in stages { stage.run(threads: threads) }
+            for stage in stages { stage.run(pool) }
         }
     }
 
@@ -210,15 +212,11 @@ public final class Executable {
                 switch program.kernels[k] {
                 case .matrix(let m):
                     let call = MatrixCall(m, graph, batch: batch, pointer: pointer)
-                    if stage.split && Self.gemmSplit == .internal {
-                        let threads = self.threads
-                        tasks.append { _ in call.run(threads: threads) }
-                    } else {
-                        // More pieces than threads, claimed dynamically: a thread that starts late (the
-                        // machine is shared) takes fewer, instead of the stage waiting for its share.
-                        let pieces = threads == 1 ? 1 : stage.split ? Self.splitPieces * threads : Self.pairPieces
-                        for piece in call.pieces(pieces) { tasks.append { _ in piece.run(threads: 1) } }
-                    }
+                    // One piece per thread, claimed dynamically (a thread that starts late takes fewer).
+                    // Measured on the mnist step: more pieces repack the shared operand more often and
+                    // were slower; one GEMM call with the GEMM's own threading was slower too (its
+                    // Dispatch workers wake up later than the pool's spinning ones).
+                    for piece in call.pieces(stage.split ? threads : 1) { tasks.append { _ in piece.run(threads: 1) } }
                 case .fused(let f):
                     kind = .elementwise
                     let runner = FusedKernelRunner(f, batch: batch, pointer: pointer,
@@ -238,13 +236,7 @@ public final class Executable {
         stale = false
     }
 
-    /// How a product alone in its stage uses the threads: cut into one GEMM call per thread (default),
-    /// or one call with the GEMM's own threading (`VAEC_GEMM=internal`, for comparison).
-    enum GEMMSplit { case pieces, `internal` }
-    static let gemmSplit: GEMMSplit = ProcessInfo.processInfo.environment["VAEC_GEMM"] == "internal" ? .internal : .pieces
-    /// Pieces per thread of a product alone in its stage, and pieces of each product of a pair.
-    static let splitPieces = Int(ProcessInfo.processInfo.environment["VAEC_SPLIT_PIECES"] ?? "") ?? 2
-    static let pairPieces = Int(ProcessInfo.processInfo.environment["VAEC_PAIR_PIECES"] ?? "") ?? 2
+
 
     // MARK: The plain interpreter
 
@@ -316,8 +308,9 @@ private final class BoundStage {
         job = tasks.count > 1 ? WorkerPool.Job(count: tasks.count) { [tasks] task, thread in tasks[task](thread) } : nil
     }
 
-    @inline(__always) func run(threads: Int) {
-        if let job { WorkerPool.shared.run(job, threads: threads) } else { tasks[0](0) }
+    /// Runs the tasks with the pool's workers when the run holds the pool, else on this thread alone.
+    @inline(__always) func run(_ pool: WorkerPool?) {
+        if let job, let pool { pool.run(job) } else { for task in tasks { task(0) } }
         for f in finishers { f.finish() }
     }
 }

@@ -59,7 +59,7 @@ public enum GEMM {
     /// 32-column B panels per chunk (128 columns: a 384×128 B block is 192 KB of L2).
     static let chunkPanels = 4
     /// Chunks per thread when threaded (dynamic load balancing).
-    static let chunksPerThread = 3
+    static let chunksPerThread = 4
     /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says. A worker
     /// woken by concurrentPerform starts 10–20 µs after the call on this machine (measured), so a
     /// second thread pays from about 30 µs of single-thread work: measured with 2 threads, 2.0
@@ -255,14 +255,19 @@ public enum GEMM {
         /// How C is cut into chunks: (split along n?, chunks along m, chunks along n).
         /// One thread: chunks of at most `chunkPanels` B panels (cache blocking only). Several:
         /// about `chunksPerThread` chunks per thread, along n when n has enough panels, else along m.
+        /// Chunk sizes are kept equal where possible (the count is chosen so units divide evenly,
+        /// e.g. 12 units → 6 chunks of 2 rather than 8 of 1 or 2), since with two threads one
+        /// oversized chunk at the end costs more than a few extra chunks.
         func chunking(threads: Int) -> (Bool, Int, Int) {
             let minGn = (nUnits + chunkPanels - 1) / chunkPanels
             if threads <= 1 { return (true, 1, minGn) }
             let target = threads * chunksPerThread
             if nUnits >= 2 * threads || nUnits >= mPanels {
-                return (true, 1, min(nUnits, max(minGn, target)))
+                let per = min(chunkPanels, (nUnits + target - 1) / target)
+                return (true, 1, (nUnits + per - 1) / per)
             }
-            return (false, min(mPanels, target), 1)
+            let per = (mPanels + target - 1) / target
+            return (false, (mPanels + per - 1) / per, 1)
         }
 
         var aSize: Int { kBlocks * aBlockStride }
@@ -407,7 +412,9 @@ public enum GEMM {
         /// Computes chunk `chunk` of C; `scratch` is this thread's private packing buffer
         /// (≥ privateSize floats).
         func compute(chunk: Int, scratch: UnsafeMutablePointer<Float>) {
-            let cm = chunk / gn, cn = chunk % gn
+            // Chunks are handed out from the right edge of C: the chunk holding the narrow tail
+            // panels (and the partial ones) is the heaviest, so it should not come last.
+            let cm = chunk / gn, cn = gn - 1 - chunk % gn
             let u0 = cn * nUnits / gn, u1 = (cn + 1) * nUnits / gn
             let row0 = cm * plan.mPanels / gm * 8
             let row1 = min(plan.m, (cm + 1) * plan.mPanels / gm * 8)

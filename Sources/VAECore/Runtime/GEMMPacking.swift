@@ -1,16 +1,16 @@
 // Packing of A and B blocks into the contiguous micro-panel layouts the GEMM micro-kernels read.
-// The transposes are handled here, so the kernels never see strides.
+// The transposes are handled here (in-register 16×16 and 8×16 transposes), so no transposed copy
+// of an operand is ever made. Layouts, per k-block of length kc starting at p0 (see GEMM.Plan):
 //
-//   packed A block (mc × kc): panels of mr rows; panel r holds, for p = 0..<kc, the mr values
-//                             op(A)[r·mr + i, p0 + p] (i = 0..<mr), zero-padded past mc.
-//   packed B block (kc × n):  panels of 32 columns, then up to two narrow tail panels (16 and/or 8
-//                             wide, see GEMM.Plan); a panel of width w holds, for p = 0..<kc, the w
-//                             values op(B)[p0 + p, j0 + j], zero-padded past n. The panel starting at
-//                             column j starts at offset j·kc.
+//   A: panels of 8 rows; the panel holding rows r..<r+8 sits at offset r·kc and holds, for
+//      p = 0..<kc, the 8 values op(A)[r + i, p0 + p], zero-padded past m.
+//   B: panels of 32, 16 or 8 columns; the panel starting at column j sits at offset j·kc and holds,
+//      for p = 0..<kc, its w values op(B)[p0 + p, j + 0..<w], zero-padded past n.
 
 extension GEMM {
     // MARK: A
 
+    /// Packs rows i0..<i0+mc of op(A) (i0 a multiple of 8) into consecutive 8-row panels at dst.
     static func packA(trans: Bool, a: UnsafePointer<Float>, lda: Int, i0: Int, mc: Int,
                       p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>) {
         var ir = 0

@@ -7,12 +7,12 @@ import Synchronization
 /// A training step has a dozen places where both cores can work (the big products, the long fused
 /// kernels, the Adam update), each only 20–500 µs long. Waking a thread through the OS costs about as
 /// much as the smaller of those, so a worker spins on an atomic counter for a while after each job and
-/// only then parks on a semaphore (Dispatch); during training it is therefore always awake when the
-/// next job is posted, and the hand-over costs about a microsecond.
+/// only then parks on a semaphore (Dispatch); during training it is therefore awake when the next job
+/// is posted, and the hand-over costs about a microsecond.
 ///
-/// A job is a fixed list of tasks claimed through an atomic counter by the posting thread and every
-/// worker, so a worker that is late (or parked) just takes fewer tasks. Tasks must write disjoint
-/// memory; which thread runs a task never changes its result.
+/// A job is a fixed list of tasks claimed through an atomic counter by the thread that holds the pool
+/// and by every worker; `run` returns when all are done. A worker that is late (or parked) just takes
+/// fewer tasks. Tasks must write disjoint memory; which thread runs a task never changes its result.
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
@@ -28,13 +28,29 @@ final class WorkerPool: @unchecked Sendable {
             self.body = body
         }
 
-        /// Claims and runs tasks until none are left.
-        fileprivate func participate(thread: Int) {
-            while true {
-                let task = next.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
-                if task >= count { return }
-                body(task, thread)
-                done.wrappingAdd(1, ordering: .releasing)
+        /// Claims and runs one task; false when none is left.
+        fileprivate func runOne(thread: Int) -> Bool {
+            let task = next.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
+            if task >= count { return false }
+            body(task, thread)
+            done.wrappingAdd(1, ordering: .releasing)
+            return true
+        }
+
+        fileprivate func reset() {
+            // `done` before `next`: a worker still finishing its last (failed) claim on this job from the
+            // previous step may claim a task of this run once `next` is 0, and its `done` must count.
+            done.store(0, ordering: .releasing)
+            next.store(0, ordering: .releasing)
+        }
+
+        fileprivate func wait() {
+            // On a shared machine a worker can be preempted holding a task: after a short spin, yield
+            // the core so it (or whoever preempted it) can run.
+            var spins = 0
+            while done.load(ordering: .acquiring) < count {
+                spins += 1
+                if spins > 2_000 { sched_yield() }
             }
         }
     }
@@ -44,42 +60,54 @@ final class WorkerPool: @unchecked Sendable {
         let wake = DispatchSemaphore(value: 0)
     }
 
-    /// Iterations a worker polls for the next job before it parks (tens of microseconds).
-    private static let spinLimit = Int(ProcessInfo.processInfo.environment["VAEC_SPIN"] ?? "") ?? 40_000
+    /// Iterations a worker polls for work before it parks (some tens of microseconds).
+    private static let spinLimit = 40_000
 
+    /// Bumped for every job: what idle workers watch.
     private let generation = Atomic<Int>(0)
-    private let busy = Atomic<Bool>(false)
+    private let held = Atomic<Bool>(false)
     private let lock = NSLock()
     private var workers: [Worker] = []
-    /// The job of the current generation (published before the generation is incremented).
+    /// The latest job (published before the generation is bumped).
     private var current: Job?
-    /// Workers 1..<currentThreads take part in the current job.
-    private var currentThreads = 1
+    /// Workers 1..<threads take part (set by the holder).
+    private var threads = 1
 
-    /// Runs every task of `job` on the calling thread (thread 0) and up to `threads − 1` workers; returns
-    /// when all are done. If another thread is using the pool, the tasks simply run here.
-    func run(_ job: Job, threads: Int) {
-        if threads <= 1 || job.count <= 1 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            for task in 0..<job.count { job.body(task, 0) }
-            return
+    /// Takes the pool for the calling thread with `threads` threads in all (itself included); false if
+    /// another thread holds it (then run everything on the calling thread).
+    func acquire(threads: Int) -> Bool {
+        guard threads > 1, held.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            return false
         }
         ensureWorkers(threads - 1)
-        // `done` before `next`: a worker still finishing its last (failed) claim on this job from the
-        // previous step may already claim a task of this run once `next` is 0, and its `done` must count.
-        job.done.store(0, ordering: .releasing)
-        job.next.store(0, ordering: .releasing)
-        lock.lock(); current = job; currentThreads = threads; lock.unlock()
+        lock.lock(); self.threads = threads; lock.unlock()
+        return true
+    }
+
+    func release() { held.store(false, ordering: .releasing) }
+
+    /// Runs every task of `job` on the holder (thread 0) and the workers; returns when all are done.
+    func run(_ job: Job) {
+        job.reset()
+        lock.lock(); current = job; lock.unlock()
+        publish()
+        while job.runOne(thread: 0) {}
+        job.wait()
+    }
+
+    /// Runs a job on up to `threads` threads if the pool is free, else on the calling thread.
+    static func run(_ job: Job, threads: Int) {
+        if job.count > 1, shared.acquire(threads: threads) {
+            shared.run(job)
+            shared.release()
+        } else {
+            for task in 0..<job.count { job.body(task, 0) }
+        }
+    }
+
+    private func publish() {
         generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
         for w in workers where w.sleeping.exchange(false, ordering: .sequentiallyConsistent) { w.wake.signal() }
-        job.participate(thread: 0)
-        // Wait for tasks claimed by workers. On a shared machine a worker can be preempted holding a task;
-        // after a short spin, yield the core so it (or whoever preempted it) can run.
-        var spins = 0
-        while job.done.load(ordering: .acquiring) < job.count {
-            spins += 1
-            if spins > 2_000 { sched_yield() }
-        }
-        busy.store(false, ordering: .releasing)
     }
 
     private func ensureWorkers(_ count: Int) {
@@ -97,22 +125,25 @@ final class WorkerPool: @unchecked Sendable {
 
     private func loop(_ worker: Worker, thread: Int, seen start: Int) {
         var seen = start
+        var spins = 0
         while true {
-            var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
-                spins += 1
-                if spins < Self.spinLimit { continue }
+            let now = generation.load(ordering: .acquiring)
+            if now != seen {
+                seen = now
+                lock.lock(); let job = current, limit = threads; lock.unlock()
+                if thread < limit, let job { while job.runOne(thread: thread) {} }
                 spins = 0
-                worker.sleeping.store(true, ordering: .sequentiallyConsistent)
-                if generation.load(ordering: .sequentiallyConsistent) == seen {
-                    worker.wake.wait()
-                } else if !worker.sleeping.exchange(false, ordering: .sequentiallyConsistent) {
-                    worker.wake.wait()   // the poster saw us asleep and signals: take that signal
-                }
+                continue
             }
-            seen = generation.load(ordering: .acquiring)
-            lock.lock(); let job = current, limit = currentThreads; lock.unlock()
-            if thread < limit { job?.participate(thread: thread) }
+            spins += 1
+            if spins < Self.spinLimit { continue }
+            spins = 0
+            worker.sleeping.store(true, ordering: .sequentiallyConsistent)
+            if generation.load(ordering: .sequentiallyConsistent) == seen {
+                worker.wake.wait()
+            } else if !worker.sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+                worker.wake.wait()   // the poster saw us asleep and signals: take that signal
+            }
         }
     }
 }

@@ -54,7 +54,7 @@ public final class Adam {
             if job == nil {
                 job = WorkerPool.Job(count: pieces.count) { [unowned self] piece, _ in self.update(piece: piece) }
             }
-            WorkerPool.shared.run(job!, threads: threads)
+            WorkerPool.run(job!, threads: threads)
         } else {
             for piece in pieces.indices { update(piece: piece) }
         }
