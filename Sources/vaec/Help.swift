@@ -75,7 +75,8 @@ enum Help {
         backward through the kernel program, Adam) and prints the median step time as N.NN ms/step, the
         FLOPs of a step (2·m·n·k per matrix product, one per element and elementwise op, 10 per parameter
         for Adam), the GFLOP/s achieved, the compile time (file → kernel program), the peak memory
-        (maximum resident set) and the time share of each kind of kernel (gemm, elementwise, update, data).
+        (maximum resident set) and the time share of each kind of kernel (gemm, elementwise, update, data;
+        a fused kernel run as a product's epilogue counts with the product).
         Uses the model's training data when it can be read, else uniform random values. Build with
         -c release for meaningful numbers.
 

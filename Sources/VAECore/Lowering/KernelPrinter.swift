@@ -17,7 +17,10 @@ public enum Lowering {
             let staging = Staging(program, batch: batch, threads: threads)
             text += "// batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"): \(staging.stages.count) stages\n"
             for (s, stage) in staging.stages.enumerated() {
-                let names = stage.kernels.map { "k\($0) " + summary(program.kernels[$0], program.graph, batch: batch) }
+                let names = stage.kernels.map { k in
+                    "k\(k) " + summary(program.kernels[k], program.graph, batch: batch)
+                        + (stage.epilogue(of: k).map { " + epilogue k\($0) " + summary(program.kernels[$0], program.graph, batch: batch) } ?? "")
+                }
                 text += "stage \(s)\(stage.split ? " (split)" : ""): " + names.joined(separator: " ‖ ") + "\n"
             }
         default:

@@ -9,11 +9,21 @@
 /// alone in its stage is cut into tasks for all threads when it is large enough to pay for the
 /// hand-over. (Running the weight gradients in the background instead, filling the time the chain of
 /// small kernels after dy·W leaves a core idle, measured no faster: those kernels are short.)
+///
+/// Epilogues: a fused kernel that reads the result of one product of the stage before it (and
+/// nothing else that stage makes) runs as that product's epilogue, on the thread that computed the
+/// result, while it is in that core's cache: after each column piece of a split product, over the
+/// piece's columns (the bias and the activation after a dense layer; only kernels without per-row
+/// sums, whose rows are long enough to be cut by columns), or after a whole product of a pair.
 struct Staging: Sendable {
     struct Stage: Sendable {
         var kernels: [Int]
         /// Cut each kernel into tasks for all threads (only for a kernel alone in its stage).
         var split: Bool
+        /// Fused kernels run as epilogues of products of this stage: (product, fused kernel).
+        var epilogues: [(product: Int, kernel: Int)] = []
+
+        func epilogue(of product: Int) -> Int? { epilogues.first { $0.product == product }?.kernel }
     }
 
     var stages: [Stage]
@@ -59,13 +69,53 @@ struct Staging: Sendable {
             }
             stages.append(Stage(kernels: members, split: split))
         }
-        self.stages = stages
+
+        var merged: [Stage] = []
+        var index = 0
+        while index < stages.count {
+            var stage = stages[index]
+            if index + 1 < stages.count,
+               let attached = Self.epilogue(stages[index + 1], after: stage, at: index, program, producer, stageOf) {
+                stage.epilogues.append(attached)
+                index += 2
+            } else {
+                index += 1
+            }
+            merged.append(stage)
+        }
+        self.stages = merged
+    }
+
+    /// The (product, fused kernel) pair when `next` can run as an epilogue of a product of `stage`.
+    private static func epilogue(_ next: Stage, after stage: Stage, at index: Int, _ program: KernelProgram,
+                                 _ producer: [Int?], _ stageOf: [Int?]) -> (product: Int, kernel: Int)? {
+        guard next.kernels.count == 1, case .fused(let f) = program.kernels[next.kernels[0]] else { return nil }
+        let inStage = Set(stage.kernels)
+        let sources = Set(f.inputs.compactMap { input in producer[input.value].flatMap { inStage.contains($0) ? $0 : nil } })
+        guard sources.count == 1, let product = sources.first, case .matrix(let m) = program.kernels[product] else { return nil }
+        // Everything else it reads exists before the stage.
+        for input in f.inputs where producer[input.value] != product {
+            if let p = producer[input.value], let s = stageOf[p], s >= index { return nil }
+        }
+        if stage.split {
+            // Cut by the product's columns: the kernel's rows must be the product's rows.
+            let fromProduct = f.inputs.filter { $0.value == m.node }
+            guard m.op != .outerSum, f.rowSums.isEmpty, f.domain == program.graph[m.node].shape,
+                  FusedKernel.blockRows(columns: f.domain.featureCount) == 1,
+                  fromProduct.allSatisfy({ $0.mode == .full }) else { return nil }
+        } else if next.split {
+            return nil   // a kernel big enough to split is better split than run on one thread
+        }
+        return (product, next.kernels[0])
     }
 
     /// Stage index of every kernel.
     var stageOfKernel: [Int] {
-        var result = [Int](repeating: 0, count: stages.reduce(0) { $0 + $1.kernels.count })
-        for (s, stage) in stages.enumerated() { for k in stage.kernels { result[k] = s } }
+        var result = [Int](repeating: 0, count: stages.reduce(0) { $0 + $1.kernels.count + $1.epilogues.count })
+        for (s, stage) in stages.enumerated() {
+            for k in stage.kernels { result[k] = s }
+            for e in stage.epilogues { result[e.kernel] = s }
+        }
         return result
     }
 }

@@ -152,7 +152,9 @@ public final class Executable {
                 profile.stages = Array(repeating: 0, count: stages.count)
                 profile.stageMinimum = Array(repeating: .infinity, count: stages.count)
                 profile.stageNames = staging.stages.map { stage in
-                    stage.kernels.map { describe(program.kernels[$0]) }.joined(separator: " | ") + (stage.split ? " (split)" : "")
+                    stage.kernels.map { k in
+                        describe(program.kernels[k]) + (stage.epilogue(of: k).map { " + " + describe(program.kernels[$0]) } ?? "")
+                    }.joined(separator: " | ") + (stage.split ? " (split)" : "")
                 }
             }
             for (i, stage) in stages.enumerated() {
@@ -212,6 +214,25 @@ public final class Executable {
                 switch program.kernels[k] {
                 case .matrix(let m):
                     let call = MatrixCall(m, graph, batch: batch, pointer: pointer)
+                    if let e = stage.epilogue(of: k), case .fused(let f) = program.kernels[e] {
+                        // The fused kernel after the product, on the thread that computed its input.
+                        let runner = FusedKernelRunner(f, batch: batch, pointer: pointer, partials: plan.scratch[e].map { arena + $0 })
+                        if stage.split {
+                            for piece in call.pieces(threads, byColumns: true) {
+                                tasks.append { t in
+                                    piece.run(threads: 1)
+                                    runner.run(columns: piece.columns, registers: registers + t * perThread)
+                                }
+                            }
+                        } else {
+                            tasks.append { t in
+                                call.run(threads: 1)
+                                for c in 0..<runner.chunks { runner.run(chunk: c, registers: registers + t * perThread) }
+                                runner.finish()
+                            }
+                        }
+                        continue
+                    }
                     // One piece per thread, claimed dynamically (a thread that starts late takes fewer).
                     // Measured on the mnist step: more pieces repack the shared operand more often and
                     // were slower; one GEMM call with the GEMM's own threading was slower too (its

@@ -59,14 +59,35 @@ final class FusedKernelRunner {
         }
     }
 
+    /// Runs every chunk, over the given columns only (an epilogue of a GEMM piece): the same operations
+    /// per element and per column sum as the whole kernel, so the same bits. Only for kernels without
+    /// per-row sums, over rows of at least half a block.
+    func run(columns range: Range<Int>, registers: UnsafeMutablePointer<Float>) {
+        precondition(blockRows == 1 && kernel.rowSums.isEmpty, "internal error: a column range of a kernel with row sums")
+        for chunk in 0..<chunks {
+            let first = chunk * chunkRows, end = min(rows, first + chunkRows)
+            for r in first..<end {
+                var c0 = range.lowerBound
+                while c0 < range.upperBound {
+                    let w = min(FusedKernel.blockSize, range.upperBound - c0)
+                    block(row: r, rows: 1, column: c0, width: w, chunk: chunk, chunkStart: first, registers)
+                    c0 += w
+                }
+            }
+        }
+        finish(columns: range)
+    }
+
     /// Adds the tasks' partial column sums in task order.
-    func finish() {
+    func finish() { finish(columns: 0..<columns) }
+
+    private func finish(columns range: Range<Int>) {
         guard let partials else { return }
         for (slot, out) in columnSums.enumerated() {
             let base = partials + slot * chunks * columns
-            var c = 0
-            while c < columns {
-                let n = min(16, columns - c)
+            var c = range.lowerBound
+            while c < range.upperBound {
+                let n = min(16, range.upperBound - c)
                 var acc = n == 16 ? VectorMath.load(base + c) : VectorMath.loadPartial(base + c, n)
                 for k in 1..<max(chunks, 1) {
                     let p = base + k * columns + c

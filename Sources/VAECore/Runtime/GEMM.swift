@@ -89,7 +89,8 @@ public enum GEMM {
             return
         }
         let plan = Plan(m: m, n: n, k: k, narrowOnly: narrowOnly(n: n, transposeA: transposeA, lda: lda))
-        let parallel = threadsUsed(plan, threads: threads) > 1
+        let threads = threadsUsed(plan, threads: threads)
+        let parallel = threads > 1
 
         withWorkspace { ws in
             var job = Job(
@@ -115,7 +116,7 @@ public enum GEMM {
             // thread, so the waits end even if concurrentPerform runs the iterations one after
             // another. Spinning at the end (instead of letting concurrentPerform put the caller to
             // sleep until the last worker checks out) saves a wake-up (~20 µs measured here).
-            DispatchQueue.concurrentPerform(iterations: min(threads, chunks)) { _ in
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
                 while true {
                     let piece = ws.nextPiece.wrappingAdd(1, ordering: .relaxed).oldValue
                     if piece >= pieces { break }
@@ -148,7 +149,7 @@ public enum GEMM {
     }
 
     /// How many threads a call uses: 1 below `parallelFlopThreshold` or when the output has only
-    /// one chunk, else min(threads, chunks).
+    /// one chunk, else min(threads, chunks, online CPUs) (more would only spin).
     static func threadsUsed(m: Int, n: Int, k: Int, threads: Int, transposeA: Bool, lda: Int) -> Int {
         if m == 0 || n == 0 || k == 0 { return 1 }
         let narrow = narrowOnly(n: n, transposeA: transposeA, lda: lda)
@@ -159,8 +160,10 @@ public enum GEMM {
         if threads <= 1 { return 1 }
         if 2.0 * Double(plan.m) * Double(plan.n) * Double(plan.k) < Double(parallelFlopThreshold) { return 1 }
         let (_, gm, gn) = plan.chunking(threads: threads)
-        return min(threads, gm * gn)
+        return max(1, min(threads, gm * gn, onlineCPUs))
     }
+
+    static let onlineCPUs: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
     /// Only 16/8-wide panels (no 32-wide ones) when n is small and A, stored m×k, can be read in
     /// place by the row-pointer kernels: packing (transposing) A would cost about as much as the
@@ -251,6 +254,8 @@ public enum GEMM {
         /// Chunks along n are ranges of "units": a unit is one 32-wide panel; the narrow tail
         /// panels belong to the last unit (or form the only unit when there is no wide panel).
         var nUnits: Int { max(wide, 1) }
+        /// Chunks along m are ranges of 24-row units (3 A panels: one call of the 24-row kernels).
+        var mUnits: Int { (mPanels + 2) / 3 }
 
         /// How C is cut into chunks: (split along n?, chunks along m, chunks along n).
         /// One thread: chunks of at most `chunkPanels` B panels (cache blocking only). Several:
@@ -262,12 +267,12 @@ public enum GEMM {
             let minGn = (nUnits + chunkPanels - 1) / chunkPanels
             if threads <= 1 { return (true, 1, minGn) }
             let target = threads * chunksPerThread
-            if nUnits >= 2 * threads || nUnits >= mPanels {
+            if nUnits >= 2 * threads || nUnits >= mUnits {
                 let per = min(chunkPanels, (nUnits + target - 1) / target)
                 return (true, 1, (nUnits + per - 1) / per)
             }
-            let per = (mPanels + target - 1) / target
-            return (false, (mPanels + per - 1) / per, 1)
+            let per = (mUnits + target - 1) / target
+            return (false, (mUnits + per - 1) / per, 1)
         }
 
         var aSize: Int { kBlocks * aBlockStride }
@@ -343,8 +348,8 @@ public enum GEMM {
                 let units = (nUnits + gn - 1) / gn
                 return (min(units, plan.wide) * 32 + plan.mid * 16 + plan.last8 * 8) * plan.kc
             } else {
-                let panels = (plan.mPanels + gm - 1) / gm
-                return panels * 8 * plan.kc
+                let units = (plan.mUnits + gm - 1) / gm
+                return units * 24 * plan.kc
             }
         }
 
@@ -416,8 +421,8 @@ public enum GEMM {
             // panels (and the partial ones) is the heaviest, so it should not come last.
             let cm = chunk / gn, cn = gn - 1 - chunk % gn
             let u0 = cn * nUnits / gn, u1 = (cn + 1) * nUnits / gn
-            let row0 = cm * plan.mPanels / gm * 8
-            let row1 = min(plan.m, (cm + 1) * plan.mPanels / gm * 8)
+            let row0 = cm * plan.mUnits / gm * 24
+            let row1 = min(plan.m, (cm + 1) * plan.mUnits / gm * 24)
             let wide0 = min(u0, plan.wide), wide1 = min(u1, plan.wide)
             let hasTail = u1 == nUnits && plan.mid + plan.last8 > 0
             let panelEnd = hasTail ? bPanels : wide1

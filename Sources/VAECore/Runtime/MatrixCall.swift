@@ -15,6 +15,8 @@ struct MatrixCall {
     var ldb: Int
     var c: UnsafeMutablePointer<Float>
     var ldc: Int
+    /// The columns of the whole call's C this call computes (all of them unless it is a piece).
+    var columns: Range<Int>
 
     init(_ kernel: MatrixKernel, _ graph: Graph, batch: Int, pointer: (ValueID) -> UnsafeMutablePointer<Float>) {
         let d = kernel.dimensions(graph, batch: batch)
@@ -25,6 +27,7 @@ struct MatrixCall {
         lda = transposeA ? m : k
         ldb = transposeB ? k : n
         ldc = n
+        columns = 0..<n
     }
 
     func run(threads: Int) {
@@ -34,12 +37,13 @@ struct MatrixCall {
 
     var flops: Int { 2 * m * n * k }
 
-    /// Up to `count` pieces covering C. The cut goes across the dimension whose split repacks less: every
-    /// piece packs all of the operand it shares (A, m·k floats, when C is cut by columns; B, k·n, when
-    /// cut by rows). Columns are cut at multiples of 32 and rows at multiples of 8 (the GEMM's panels).
-    func pieces(_ count: Int) -> [MatrixCall] {
+    /// Up to `count` pieces covering C. The cut goes across the dimension whose split repacks less (or
+    /// across the columns when `byColumns`): every piece packs all of the operand it shares (A, m·k
+    /// floats, when C is cut by columns; B, k·n, when cut by rows). Columns are cut at multiples of 32
+    /// and rows at multiples of 8 (the GEMM's panels).
+    func pieces(_ count: Int, byColumns forced: Bool = false) -> [MatrixCall] {
         guard count > 1 else { return [self] }
-        let byColumns = m * k <= k * n ? n >= 64 : m < 16
+        let byColumns = forced || (m * k <= k * n ? n >= 64 : m < 16)
         let length = byColumns ? n : m, unit = byColumns ? 32 : 8
         let parts = min(count, length / unit)
         guard parts > 1 else { return [self] }
@@ -53,6 +57,7 @@ struct MatrixCall {
                 piece.n = end - start
                 piece.b = transposeB ? b + start * ldb : b + start
                 piece.c = c + start
+                piece.columns = columns.lowerBound + start..<columns.lowerBound + end
             } else {
                 piece.m = end - start
                 piece.a = transposeA ? a + start : a + start * lda
