@@ -16,12 +16,38 @@ public enum CRC32 {
         return c
     }
 
+    /// Slicing-by-8 tables: `slices[k][b]` is the CRC of byte b followed by k zero bytes, so eight
+    /// bytes are folded per step (a checkpoint's megabytes cost milliseconds, not tens of them).
+    static let slices: [[UInt32]] = {
+        var tables = [table]
+        for k in 1..<8 {
+            tables.append((0..<256).map { n in
+                let previous = tables[k - 1][n]
+                return table[Int(previous & 0xFF)] ^ (previous >> 8)
+            })
+        }
+        return tables
+    }()
+
     /// Continues a running CRC (pass the previous result as `crc`, 0 to start).
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
-        table.withUnsafeBufferPointer { t in
-            for b in bytes {
-                c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8)
+        let flat = slices.flatMap { $0 }
+        flat.withUnsafeBufferPointer { t in
+            var i = 0
+            let n = bytes.count
+            while i + 8 <= n {
+                let low = c ^ (UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+                let high = UInt32(bytes[i + 4]) | UInt32(bytes[i + 5]) << 8 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 24
+                c = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
+                    ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
+                    ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
+                    ^ t[1 * 256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
+                i += 8
+            }
+            while i < n {
+                c = t[Int((c ^ UInt32(bytes[i])) & 0xFF)] ^ (c >> 8)
+                i += 1
             }
         }
         return ~c

@@ -20,12 +20,20 @@ public enum SealedSafeTensors {
         var sealed = file
         sealed.metadata[formatKey] = format
         sealed.metadata[versionKey] = String(version)
-        sealed.metadata[checksumKey] = nil
-        // The data buffer does not depend on the metadata, so its checksum can be taken from an
-        // encoding without the checksum entry and then added to the header.
-        let crc = dataChecksum(sealed.encoded())
-        sealed.metadata[checksumKey] = hex(crc)
-        try sealed.write(to: path)
+        // Encode once with a placeholder checksum of the final width, then patch the eight digits in
+        // the header: the data buffer does not depend on the metadata, and one encoding of a large
+        // training state is all the memory this needs.
+        sealed.metadata[checksumKey] = placeholder
+        try sealed.validate(path: path)
+        var bytes = sealed.encoded()
+        let digits = Array(hex(dataChecksum(bytes)).utf8)
+        let marker = Array("\"\(checksumKey)\":\"\(placeholder)\"".utf8)
+        guard let at = firstIndex(of: marker, in: bytes, before: min(bytes.count, 8 + headerLength(bytes))) else {
+            throw FormatError(path: path, problem: "could not be sealed (no checksum entry in its header)")
+        }
+        let start = at + marker.count - 1 - digits.count
+        for (k, d) in digits.enumerated() { bytes[start + k] = d }
+        try AtomicFile.write(bytes, to: path)
     }
 
     /// Reads and verifies format name, version and checksum; `what` names the file's role in errors
@@ -62,13 +70,29 @@ public enum SealedSafeTensors {
         return file
     }
 
+    static let placeholder = "00000000"
+
+    static func headerLength(_ bytes: [UInt8]) -> Int {
+        var n: UInt64 = 0
+        for k in 0..<8 { n |= UInt64(bytes[k]) << (8 * UInt64(k)) }
+        return Int(n)
+    }
+
+    static func firstIndex(of needle: [UInt8], in haystack: [UInt8], before end: Int) -> Int? {
+        guard needle.count <= end else { return nil }
+        var i = 8
+        while i + needle.count <= end {
+            if haystack[i] == needle[0] && Array(haystack[i..<i + needle.count]) == needle { return i }
+            i += 1
+        }
+        return nil
+    }
+
     /// CRC-32 of the data buffer of an encoded safetensors file (everything after the JSON header).
     /// Only called on bytes that `SafeTensors.parse` accepted or that `encoded()` produced, so the
     /// header length is in range.
     static func dataChecksum(_ bytes: [UInt8]) -> UInt32 {
-        var n: UInt64 = 0
-        for k in 0..<8 { n |= UInt64(bytes[k]) << (8 * UInt64(k)) }
-        let start = 8 + Int(n)
+        let start = 8 + headerLength(bytes)
         return bytes.withUnsafeBytes { raw in CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[start...])) }
     }
 

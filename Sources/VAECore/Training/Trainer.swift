@@ -70,6 +70,7 @@ public final class Trainer {
         parameters = ParameterStore(specs: model.parameters)
         parameters.initialize(random: &random)
         optimizer = Adam(spec: model.train.optimizer, parameters: model.parameters)
+        optimizer.threads = options.threads
         let outputs = [OutputName.loss, OutputName.reconstruction, OutputName.kl] + model.parameters.map { OutputName.gradient($0.name) }
         let step = Executable(graph: program.graph, outputs: outputs, batch: batch, threads: options.threads)
         trainStep = step
@@ -258,11 +259,9 @@ public final class Trainer {
             if !v.isFinite { return (name == OutputName.loss ? "the loss" : "the \(name) term", v) }
         }
         for (spec, g) in zip(program.model.parameters, gradientPointers) {
-            // x·0 is 0 for every finite x and NaN for NaN and ±Inf, so one vectorisable sum finds out
-            // whether a gradient has a bad value without a branch per element.
-            var probe: Float = 0
-            for i in 0..<spec.count { probe += g[i] * 0 }
-            if probe.isNaN, let i = (0..<spec.count).first(where: { !g[$0].isFinite }) {
+            // One vectorised pass finds out whether a gradient has a bad value; the scan for which one
+            // runs only when it has.
+            if !VectorMath.allFinite(g, spec.count), let i = (0..<spec.count).first(where: { !g[$0].isFinite }) {
                 return ("the gradient of '\(spec.name)'", g[i])
             }
         }
