@@ -226,7 +226,9 @@ public final class Trainer {
         var report = EpochReport(epoch: epoch, trainReconstruction: p.reconstruction / Double(examples),
                                  trainKL: p.kl / Double(examples), beta: p.beta, seconds: 0, steps: p.batchesDone)
         if let test {
-            let (r, k) = evaluate(test, seed: program.model.train.seed &+ UInt64(epoch))
+            // Chunks of the training batch: the evaluator's values then fit in the arena the training
+            // step already has (a 500-row chunk grew the shared arena and the run's peak memory).
+            let (r, k) = evaluate(test, seed: program.model.train.seed &+ UInt64(epoch), chunk: program.model.train.batch)
             report.testReconstruction = r; report.testKL = k
         }
         report.seconds = p.seconds + Date().timeIntervalSince(start)
