@@ -143,8 +143,10 @@ enum RunCommand {
         if let elbo = r.testELBO, let rec = r.testReconstruction, let kl = r.testKL {
             line += String(format: "  test -ELBO %.2f (recon %.2f, KL %.2f)", elbo, rec, kl)
         }
-        // Bits per dimension: −ELBO / (N·ln 2), of the test set when there is one.
-        line += String(format: "  %.4f bits/dim", (r.testELBO ?? r.trainELBO) / (Double(features) * M_LN2))
+        // Bits per dimension: −ELBO / (N·ln 2), train and (when there is a test set) test.
+        let bits = { (elbo: Double) in elbo / (Double(features) * M_LN2) }
+        line += String(format: "  bits/dim %.4f", bits(r.trainELBO))
+        if let test = r.testELBO { line += String(format: "/%.4f", bits(test)) }
         line += String(format: "  beta %g", r.beta)
         if isGECO { line += String(format: " (lambda %g)", 1 / r.beta) }
         line += String(format: "  %.2f s", r.seconds)
