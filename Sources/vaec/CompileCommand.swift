@@ -10,7 +10,10 @@ enum CompileCommand {
         }
         let result = try Compiler.compile(path: path)
         if let dot = args.options["--dot"] {
-            let writer = DotWriter(title: "\(result.model.name), optimised", depth: try args.integer("--depth", in: 0...1_000_000))
+            // Fused elementwise kernels are drawn as clusters: each box is one pass over memory.
+            let outputs = [OutputName.loss, OutputName.reconstruction, OutputName.kl] + result.model.parameters.map { OutputName.gradient($0.name) }
+            let writer = DotWriter(title: "\(result.model.name), optimised", depth: try args.integer("--depth", in: 0...1_000_000),
+                                   clusters: Lowering.fusedClusters(result.program.graph, outputs: outputs))
             try AtomicFile.write(Array(writer.write(result.program.graph).utf8), to: dot)
             if args.options["--dump"] == nil && args.options["--dump-after"] == nil { print("wrote the optimised graph as Graphviz DOT to \(dot)") }
         } else if args.options["--depth"] != nil {
@@ -22,7 +25,8 @@ enum CompileCommand {
             case "ir": print(IRPrinter.print(result.model.graph, title: "checked forward graph of \(path)"), terminator: "")
             case "grad": print(IRPrinter.print(result.gradientGraph, title: "with the gradient, before optimisation"), terminator: "")
             case "opt": print(IRPrinter.print(result.program.graph, title: "optimised"), terminator: "")
-            default: throw UsageError("--dump takes ast, ir, grad or opt, not '\(stage)'")
+            case "kernels": print(result.dump(after: "fuse")!, terminator: "")   // the fused kernels and their register programs
+            default: throw UsageError("--dump takes ast, ir, grad, opt or kernels, not '\(stage)'")
             }
             return
         }

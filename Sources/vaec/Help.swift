@@ -36,10 +36,12 @@ enum Help {
         OPTIONS:
           -o PATH            where to write the compiled program
           --dump STAGE       print a stage instead of only compiling: ast, ir (the checked forward graph),
-                             grad (with the gradient, before optimisation), opt (after all passes)
+                             grad (with the gradient, before optimisation), opt (after all passes),
+                             kernels (the fused kernels of the training step and their register programs)
           --dump-after PASS  print the graph after a pass: \(passList)
           --dot FILE         write the optimised graph as Graphviz DOT (render: dot -Tsvg FILE -o graph.svg);
-                             forward ops green, gradient ops salmon, parameters boxes, inputs houses
+                             forward ops green, gradient ops salmon, parameters boxes, inputs houses;
+                             each fused kernel (one pass over memory) is a cluster
           --depth N          with --dot: only the ops within N hops of an output
         """,
         "run": """

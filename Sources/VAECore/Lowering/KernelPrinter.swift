@@ -5,6 +5,16 @@ public enum Lowering {
     /// The lowering passes after the graph passes, in order.
     public static let passNames = ["fuse", "stage", "plan"]
 
+    /// The IR nodes of each fused elementwise kernel of the training step (with at least two nodes),
+    /// for drawing them as clusters in the DOT picture.
+    public static func fusedClusters(_ graph: Graph, outputs: [String]) -> [[ValueID]] {
+        let roots = outputs.compactMap { graph.output($0) }
+        return Fusion.lower(graph, outputs: roots).kernels.compactMap { kernel in
+            if case .fused(let f) = kernel, f.nodes.count > 1 { return f.nodes }
+            return nil
+        }
+    }
+
     /// The kernel program of a graph's outputs after a lowering pass, at a batch size and thread count.
     public static func dump(_ graph: Graph, outputs: [String], after pass: String, batch: Int, threads: Int) -> String {
         let roots = outputs.compactMap { graph.output($0) }
