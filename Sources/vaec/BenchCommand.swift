@@ -62,7 +62,7 @@ enum BenchCommand {
                      compileMedian * 1e3, compileTimes.count, compileTimes[0] * 1e3, peakMiB,
                      Double(bench.executable.bytesAllocated) / 1_048_576))
         let parts: [(String, Double)] = [
-            ("gemm", profile.seconds[.gemm] ?? 0), ("elementwise", profile.seconds[.elementwise] ?? 0),
+            ("gemm", profile.seconds[.gemm] ?? 0), ("elementwise", profile.seconds[.elementwise] ?? 0), ("image", profile.seconds[.image] ?? 0),
             ("update", phases["update"] ?? 0), ("data", phases["data"] ?? 0),
         ]
         let total = phases["total"] ?? parts.reduce(0) { $0 + $1.1 }

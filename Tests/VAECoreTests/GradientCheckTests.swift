@@ -22,7 +22,16 @@ final class GradientCheckTests: XCTestCase {
         .add, .subtract, .multiply, .divide, .maximum,
         .dense, .denseTransposed, .outerSum,
         .sumFeatures, .sumBatch, .broadcast(.scalar),
+        .conv2d(sameStride1), .conv2dTransposed(sameStride1), .conv2dFilter(sameStride1),
+        .reshape([4]), .channelsFirst, .channelsLast, .sumToChannels,
     ]
+
+    /// Convolution geometries of the image cases: padded on both sides, strided with the odd zero after
+    /// (Keras's `same`), and unpadded with a non-square kernel.
+    static let sameStride1 = try! ConvGeometry.convolution(input: Size2(4, 4), kernel: Size2(3, 3), stride: Size2(1, 1), padding: .same)
+    static let sameStride2 = try! ConvGeometry.convolution(input: Size2(4, 6), kernel: Size2(3, 3), stride: Size2(2, 2), padding: .same)
+    static let validRectangular = try! ConvGeometry.convolution(input: Size2(5, 4), kernel: Size2(2, 3), stride: Size2(1, 1), padding: .valid)
+    static let geometries = [sameStride1, sameStride2, validRectangular]
 
     /// How an op is checked: gradient cases against finite differences, and/or a check of its value
     /// (for ops whose VJP is intentionally nil, the value is what can be checked).
@@ -39,8 +48,10 @@ final class GradientCheckTests: XCTestCase {
         }
         /// Every broadcasting combination of `Shape.broadcast`, so `VJPRules.reduce` is exercised.
         func binary(_ op: Op, _ left: Domain, _ right: Domain) -> [GradientCase] {
+            let image = Shape.example(2, 3, 4)   // [B,H,W,C]: a [C] vector broadcasts along the channels
             let pairs: [(Shape, Shape)] = [(B, B), (B, scalar), (scalar, B), (B, .fixed(4)), (.fixed(4), B),
-                                           (B, .perExample), (.perExample, B), (.fixed(4), .fixed(4))]
+                                           (B, .perExample), (.perExample, B), (.fixed(4), .fixed(4)),
+                                           (image, .fixed(4)), (.fixed(4), image), (.fixed(3, 4), .fixed(4))]
             return pairs.map { s, t in
                 GradientCase("\(op.mnemonic) \(s) \(t)", [.parameter(s, left), .parameter(t, right)]) { b, x in
                     b.binary(op, x[0], x[1])
@@ -112,8 +123,33 @@ final class GradientCheckTests: XCTestCase {
         case .sumBatch:
             return Checks(gradients: [GradientCase("sum_batch [B,4]", [.parameter(B, .any)]) { b, x in b.unary(.sumBatch, x[0]) },
                                       GradientCase("sum_batch [B]", [.parameter(.perExample, .any)]) { b, x in b.unary(.sumBatch, x[0]) }])
+        case .conv2d, .conv2dTransposed, .conv2dFilter:
+            // Each of the trio on every geometry, with 2 channels in and 3 out.
+            return Checks(gradients: geometries.map { g in
+                let x = Shape.example(g.input.height, g.input.width, 2), y = Shape.example(g.output.height, g.output.width, 3)
+                let w = Shape.fixed(3, 2, g.kernel.height, g.kernel.width)
+                let (op, operands): (Op, [Shape]) = switch op {
+                case .conv2d: (.conv2d(g), [x, w])
+                case .conv2dTransposed: (.conv2dTransposed(g), [y, w])
+                default: (.conv2dFilter(g), [y, x])
+                }
+                return GradientCase("\(op.mnemonic) \(g)", operands.map { .parameter($0, .any) }) { b, v in b.binary(op, v[0], v[1]) }
+            })
+        case .reshape:
+            return Checks(gradients: [
+                GradientCase("reshape [B,2,3,2] → [B,12]", [.parameter(.example(2, 3, 2), .any)]) { b, x in b.unary(.reshape([12]), x[0]) },
+                GradientCase("reshape [3,4] → [2,6]", [.parameter(.fixed(3, 4), .any)]) { b, x in b.unary(.reshape([2, 6]), x[0]) },
+            ])
+        case .channelsFirst, .channelsLast:
+            return Checks(gradients: [GradientCase("\(op.mnemonic) [B,2,3,4]", [.parameter(.example(2, 3, 4), .any)]) { b, x in b.unary(op, x[0]) }],
+                          value: { try $0.checkChannelMoves() })
+        case .sumToChannels:
+            return Checks(gradients: [
+                GradientCase("sum_to_channels [B,2,3,4]", [.parameter(.example(2, 3, 4), .any)]) { b, x in b.unary(.sumToChannels, x[0]) },
+                GradientCase("sum_to_channels [3,4]", [.parameter(.fixed(3, 4), .any)]) { b, x in b.unary(.sumToChannels, x[0]) },
+            ])
         case .broadcast:
-            let targets: [(Shape, Shape)] = [(scalar, B), (.fixed(4), B), (.perExample, B), (scalar, .fixed(4))]
+            let targets: [(Shape, Shape)] = [(scalar, B), (.fixed(4), B), (.perExample, B), (scalar, .fixed(4)), (.fixed(4), .example(2, 3, 4))]
             return Checks(gradients: targets.map { source, target in
                 GradientCase("broadcast \(source) → \(target)", [.parameter(source, .any)]) { b, x in
                     b.add(.broadcast(target), [x[0]])
@@ -134,7 +170,7 @@ final class GradientCheckTests: XCTestCase {
         // grammar (Grammar/ir.ebnf, which InspectTests keeps in step with the printer).
         let ir = try EBNF.load(TestPaths.packageRoot.appendingPathComponent("Grammar/ir.ebnf"))
         var mnemonics: Set<String> = []
-        for rule in ["leaf_op", "unary_op", "binary_op", "operation"] {
+        for rule in ["leaf_op", "unary_op", "binary_op", "conv_op", "operation"] {
             let terminals = try XCTUnwrap(ir.rules[rule], "Grammar/ir.ebnf has no rule '\(rule)'").terminals
             mnemonics.formUnion(terminals.map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.first?.isLetter ?? false })
         }
@@ -425,5 +461,26 @@ final class GradientCheckTests: XCTestCase {
             let expected = reference(Double(Float(x)))
             XCTAssertEqual(Double(y), expected, accuracy: 1e-6 * max(1, abs(expected)), "\(op.mnemonic)(\(x)) on the interpreter")
         }
+    }
+}
+
+extension GradientCheckTests {
+    /// The channel moves put element (h, w, c) where PyTorch's [C,H,W] order puts it, and back.
+    func checkChannelMoves() throws {
+        var b = GraphBuilder()
+        let x = b.add(.input("x"), shape: .example(2, 3, 4))          // [B,H,W,C]
+        let first = b.unary(.channelsFirst, x)
+        let back = b.unary(.channelsLast, first)
+        b.setOutput("first", first)
+        b.setOutput("back", back)
+        let values = (0..<2 * 24).map(Float.init)
+        let run = GraphRun(graph: b.graph, outputs: ["first", "back"], batch: 2)
+        run.bind(.input("x"), values)
+        run.run()
+        let moved = run.values("first")
+        for n in 0..<2 { for h in 0..<2 { for w in 0..<3 { for c in 0..<4 {
+            XCTAssertEqual(moved[n * 24 + (c * 2 + h) * 3 + w], values[n * 24 + (h * 3 + w) * 4 + c], "[\(n),\(c),\(h),\(w)]")
+        } } } }
+        XCTAssertEqual(run.values("back"), values)
     }
 }

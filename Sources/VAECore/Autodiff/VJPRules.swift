@@ -73,6 +73,24 @@ public enum VJPRules {
             return [b.add(.broadcast(b.shape(operands[0])), [g])]
         case .broadcast:
             return [reduce(g, to: operands[0], &b)]
+        // The convolution trio mirrors the dense trio: each one's pullbacks are the other two.
+        case .conv2d(let geometry):
+            let (x, w) = (operands[0], operands[1])
+            return [b.binary(.conv2dTransposed(geometry), g, w), b.binary(.conv2dFilter(geometry), g, x)]
+        case .conv2dTransposed(let geometry):
+            let (dy, w) = (operands[0], operands[1])
+            return [b.binary(.conv2d(geometry), g, w), b.binary(.conv2dFilter(geometry), dy, g)]
+        case .conv2dFilter(let geometry):
+            let (dy, x) = (operands[0], operands[1])
+            return [b.binary(.conv2d(geometry), x, g), b.binary(.conv2dTransposed(geometry), dy, g)]
+        case .reshape:
+            return [b.unary(.reshape(b.shape(operands[0]).dims), g)]
+        case .channelsFirst:
+            return [b.unary(.channelsLast, g)]
+        case .channelsLast:
+            return [b.unary(.channelsFirst, g)]
+        case .sumToChannels:
+            return [b.add(.broadcast(b.shape(operands[0])), [g])]
         }
     }
 
@@ -81,7 +99,8 @@ public enum VJPRules {
         let target = b.shape(operand)
         var value = g
         if b.shape(value).dims != target.dims {
-            precondition(target.dims.isEmpty, "only [] broadcasts over features")
+            if target.isChannelVector(of: b.shape(value)) { return b.unary(.sumToChannels, value) }
+            precondition(target.dims.isEmpty, "only [] and [C] broadcast over features")
             value = b.unary(.sumFeatures, value)
         }
         if b.shape(value).batched && !target.batched { value = b.unary(.sumBatch, value) }

@@ -47,6 +47,26 @@ public enum Op: Hashable, Codable, Sendable {
     /// Repeat a value to a larger shape: the adjoint of the sums and of broadcasting.
     case broadcast(Shape)
 
+    // Images. An image is stored channels-last: [B,H,W,C] (the language speaks of [C,H,W]; the
+    // checker maps one onto the other), so a convolution is a product over the channel axis.
+    /// x[B,H,W,Ci] ⊛ W[Co,Ci,kh,kw] → [B,Ho,Wo,Co]: a 2-D convolution (cross-correlation, PyTorch's
+    /// weight layout), no bias.
+    case conv2d(ConvGeometry)
+    /// dy[B,Ho,Wo,Co] with W[Co,Ci,kh,kw] → [B,H,W,Ci]: the exact adjoint of `conv2d` in its data
+    /// (its data gradient, and the language's transposed convolution).
+    case conv2dTransposed(ConvGeometry)
+    /// Σ over the batch and the output pixels of dy[B,Ho,Wo,Co] ⊗ the input patch of x[B,H,W,Ci]
+    /// → [Co,Ci,kh,kw]: the weight gradient of `conv2d`.
+    case conv2dFilter(ConvGeometry)
+    /// The same values in the same order under new feature dimensions (the batch axis stays).
+    case reshape([Int])
+    /// [B,H,W,C] → [B,C,H,W], and back: what `flatten` and `reshape` of an image need, since the
+    /// language flattens in [C,H,W] order (PyTorch's) while images are stored channels-last.
+    case channelsFirst, channelsLast
+    /// Sum over every axis but the last, the batch included: [B,H,W,C] → [C] (the gradient of a
+    /// per-channel bias, which broadcasts along the last axis).
+    case sumToChannels
+
     /// The op's name in the IR's text form (`Grammar/ir.ebnf`).
     public var mnemonic: String {
         switch self {
@@ -83,10 +103,19 @@ public enum Op: Hashable, Codable, Sendable {
         case .sumFeatures: return "sum_features"
         case .sumBatch: return "sum_batch"
         case .broadcast: return "broadcast"
+        case .conv2d: return "conv2d"
+        case .conv2dTransposed: return "conv2d_t"
+        case .conv2dFilter: return "conv2d_filter"
+        case .reshape: return "reshape"
+        case .channelsFirst: return "channels_first"
+        case .channelsLast: return "channels_last"
+        case .sumToChannels: return "sum_to_channels"
         }
     }
 
-    public enum Kind { case leaf, unary, binary, matrix, reduction }
+    /// `standalone` ops are never fused: each runs as a kernel of its own (convolutions, layout
+    /// changes and the per-channel sum move data in patterns an elementwise register program cannot).
+    public enum Kind { case leaf, unary, binary, matrix, reduction, standalone }
 
     public var kind: Kind {
         switch self {
@@ -97,6 +126,8 @@ public enum Op: Hashable, Codable, Sendable {
         case .add, .subtract, .multiply, .divide, .maximum: return .binary
         case .dense, .denseTransposed, .outerSum: return .matrix
         case .sumFeatures, .sumBatch, .broadcast: return .reduction
+        case .conv2d, .conv2dTransposed, .conv2dFilter, .reshape, .channelsFirst, .channelsLast, .sumToChannels:
+            return .standalone
         }
     }
 
@@ -105,6 +136,11 @@ public enum Op: Hashable, Codable, Sendable {
         case .leaf: return 0
         case .unary, .reduction: return 1
         case .binary, .matrix: return 2
+        case .standalone:
+            switch self {
+            case .conv2d, .conv2dTransposed, .conv2dFilter: return 2
+            default: return 1
+            }
         }
     }
 

@@ -16,6 +16,8 @@ public enum IRPrinter {
         case .input(let n), .parameter(let n), .noise(let n), .hyper(let n): text += " \"\(n)\""
         case .constant(let v): text += " \(format(v))"
         case .broadcast(let s): text += " \(s)"
+        case .conv2d(let g), .conv2dTransposed(let g), .conv2dFilter(let g): text += " \(g)"
+        case .reshape(let dims): text += " \(Shape(batched: false, dims))"
         default: break
         }
         if !node.operands.isEmpty { text += " " + node.operands.map { "%\($0)" }.joined(separator: ", ") }

@@ -22,12 +22,20 @@ public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible {
     }
 
     /// The shape two operands of an elementwise op broadcast to, or nil if they do not.
-    /// Rules: the batch axis broadcasts; among feature shapes, equal shapes match and `[]` matches any.
+    /// Rules: the batch axis broadcasts; among feature shapes, equal shapes match and `[]` matches any;
+    /// and an unbatched vector [C] matches a shape whose last axis is C (a per-channel bias of an image).
     public static func broadcast(_ a: Shape, _ b: Shape) -> Shape? {
         let batched = a.batched || b.batched
         if a.dims == b.dims { return Shape(batched: batched, a.dims) }
         if a.dims.isEmpty { return Shape(batched: batched, b.dims) }
         if b.dims.isEmpty { return Shape(batched: batched, a.dims) }
+        if b.isChannelVector(of: a) { return Shape(batched: batched, a.dims) }
+        if a.isChannelVector(of: b) { return Shape(batched: batched, b.dims) }
         return nil
+    }
+
+    /// Whether this is an unbatched [C] that repeats along the last axis of `other` (rank ≥ 2).
+    public func isChannelVector(of other: Shape) -> Bool {
+        !batched && dims.count == 1 && other.dims.count >= 2 && other.dims.last == dims[0]
     }
 }

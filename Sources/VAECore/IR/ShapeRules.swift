@@ -49,6 +49,43 @@ public enum ShapeRules {
                 throw Mismatch(message: "cannot broadcast \(operands[0]) to \(target)")
             }
             return target
+        case .conv2d(let g):
+            let (x, w) = (operands[0], operands[1])
+            guard x.batched, x.dims.count == 3, x.dims[0] == g.input.height, x.dims[1] == g.input.width,
+                  !w.batched, w.dims.count == 4, w.dims[1] == x.dims[2], w.dims[2] == g.kernel.height, w.dims[3] == g.kernel.width else {
+                throw Mismatch(message: "conv2d \(g) needs x[B,\(g.input.height),\(g.input.width),Ci] and W[Co,Ci,\(g.kernel.height),\(g.kernel.width)], got \(x) and \(w)")
+            }
+            return Shape(batched: true, [g.output.height, g.output.width, w.dims[0]])
+        case .conv2dTransposed(let g):
+            let (dy, w) = (operands[0], operands[1])
+            guard dy.batched, dy.dims.count == 3, dy.dims[0] == g.output.height, dy.dims[1] == g.output.width,
+                  !w.batched, w.dims.count == 4, w.dims[0] == dy.dims[2], w.dims[2] == g.kernel.height, w.dims[3] == g.kernel.width else {
+                throw Mismatch(message: "conv2d_t \(g) needs dy[B,\(g.output.height),\(g.output.width),Co] and W[Co,Ci,\(g.kernel.height),\(g.kernel.width)], got \(dy) and \(w)")
+            }
+            return Shape(batched: true, [g.input.height, g.input.width, w.dims[1]])
+        case .conv2dFilter(let g):
+            let (dy, x) = (operands[0], operands[1])
+            guard dy.batched, x.batched, dy.dims.count == 3, x.dims.count == 3,
+                  dy.dims[0] == g.output.height, dy.dims[1] == g.output.width,
+                  x.dims[0] == g.input.height, x.dims[1] == g.input.width else {
+                throw Mismatch(message: "conv2d_filter \(g) needs dy[B,\(g.output.height),\(g.output.width),Co] and x[B,\(g.input.height),\(g.input.width),Ci], got \(dy) and \(x)")
+            }
+            return Shape(batched: false, [dy.dims[2], x.dims[2], g.kernel.height, g.kernel.width])
+        case .reshape(let dims):
+            guard dims.allSatisfy({ $0 >= 1 }), dims.reduce(1, *) == operands[0].featureCount else {
+                throw Mismatch(message: "cannot reshape \(operands[0]) to \(dims)")
+            }
+            return Shape(batched: operands[0].batched, dims)
+        case .channelsFirst, .channelsLast:
+            let d = operands[0].dims
+            guard d.count == 3 else { throw Mismatch(message: "\(op.mnemonic) needs an image, got \(operands[0])") }
+            let moved = op == .channelsFirst ? [d[2], d[0], d[1]] : [d[1], d[2], d[0]]
+            return Shape(batched: operands[0].batched, moved)
+        case .sumToChannels:
+            guard let channels = operands[0].dims.last, operands[0].dims.count >= 2 else {
+                throw Mismatch(message: "sum_to_channels needs an image, got \(operands[0])")
+            }
+            return Shape(batched: false, [channels])
         }
     }
 }

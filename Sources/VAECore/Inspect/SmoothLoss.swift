@@ -57,6 +57,7 @@ final class SmoothLoss {
                 case .scalar: j = 0
                 case .row: j = i % columns
                 case .column: j = i / columns
+                case .channel(let period): j = i % period
                 }
                 return exact[o]?[j] ?? Double(executable.buffers[o]![j])
             }

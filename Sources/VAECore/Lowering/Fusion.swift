@@ -15,12 +15,13 @@ enum Fusion {
 
         func isLeaf(_ v: ValueID) -> Bool { graph[v].op.kind == .leaf }
         func isReduction(_ v: ValueID) -> Bool { graph[v].op == .sumFeatures || graph[v].op == .sumBatch }
-        func isMatrix(_ v: ValueID) -> Bool { graph[v].op.kind == .matrix }
+        /// Products and standalone ops: each a kernel of its own.
+        func isMatrix(_ v: ValueID) -> Bool { graph[v].op.kind == .matrix || graph[v].op.kind == .standalone }
         /// The domain a fusible node is computed over (nil for leaves and products).
         func domain(_ v: ValueID) -> Shape? {
             let node = graph[v]
             switch node.op.kind {
-            case .leaf, .matrix: return nil
+            case .leaf, .matrix, .standalone: return nil
             case .unary, .binary: return node.shape
             case .reduction: return isReduction(v) ? graph[node.operands[0]].shape : node.shape
             }
@@ -110,7 +111,11 @@ enum Fusion {
             let cluster = members[next]
             if cluster.count == 1, isMatrix(cluster[0]) {
                 let node = graph[cluster[0]]
-                kernels.append(.matrix(MatrixKernel(node: cluster[0], op: node.op, a: node.operands[0], b: node.operands[1])))
+                if node.op.kind == .standalone {
+                    kernels.append(.standalone(StandaloneKernel(node: cluster[0], op: node.op, operands: node.operands)))
+                } else {
+                    kernels.append(.matrix(MatrixKernel(node: cluster[0], op: node.op, a: node.operands[0], b: node.operands[1])))
+                }
             } else {
                 let inside = Set(cluster)
                 let stored = cluster.filter { v in

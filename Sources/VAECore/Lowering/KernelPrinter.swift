@@ -70,6 +70,8 @@ public enum Lowering {
         case .matrix(let m):
             let d = m.dimensions(graph, batch: batch)
             return "\(m.op.mnemonic) %\(m.node) [\(d.m)×\(d.n)×\(d.k)]"
+        case .standalone(let s):
+            return "\(s.op.mnemonic) %\(s.node) \(graph[s.node].shape)"
         case .fused(let f):
             return "fused \(f.domain) (\(f.nodes.count) ops)"
         }
@@ -80,6 +82,8 @@ public enum Lowering {
         switch kernel {
         case .matrix(let m):
             return "k\(index) = \(m.op.mnemonic) %\(m.a), %\(m.b) → %\(m.node) \(graph[m.node].shape)\n"
+        case .standalone(let s):
+            return "k\(index) = \(IRPrinter.line(s.node, graph[s.node]).split(separator: "#")[0].trimmingCharacters(in: .whitespaces))\n"
         case .fused(let f):
             var text = "k\(index) = fused over \(f.domain), \(f.registers) registers: nodes "
                 + f.nodes.map { "%\($0)" }.joined(separator: " ") + "\n"

@@ -93,15 +93,36 @@ struct MatrixKernel: Sendable {
     }
 }
 
+/// An op that runs as a kernel of its own (`Op.Kind.standalone`): a convolution, a layout change or
+/// the per-channel sum.
+struct StandaloneKernel: Sendable {
+    var node: ValueID
+    var op: Op
+    var operands: [ValueID]
+
+    /// 2·multiply–adds for a convolution; one per element written otherwise.
+    func flops(_ graph: Graph, batch: Int) -> Int {
+        switch op {
+        case .conv2d(let g), .conv2dTransposed(let g), .conv2dFilter(let g):
+            let w = op == .conv2dFilter(g) ? graph[node].shape.dims : graph[operands[1]].shape.dims
+            return 2 * batch * g.multiplyAdds(inputChannels: w[1], outputChannels: w[0])
+        default:
+            return graph[operands[0]].shape.elementCount(batch: batch)
+        }
+    }
+}
+
 enum Kernel: Sendable {
     case matrix(MatrixKernel)
     case fused(FusedKernel)
+    case standalone(StandaloneKernel)
 
     /// Values the kernel writes to memory.
     var results: [ValueID] {
         switch self {
         case .matrix(let m): return [m.node]
         case .fused(let f): return f.results
+        case .standalone(let s): return [s.node]
         }
     }
 
@@ -110,6 +131,7 @@ enum Kernel: Sendable {
         switch self {
         case .matrix(let m): return [m.a, m.b]
         case .fused(let f): return f.inputs.map(\.value)
+        case .standalone(let s): return s.operands
         }
     }
 
@@ -118,6 +140,7 @@ enum Kernel: Sendable {
     func flops(_ graph: Graph, batch: Int) -> Int {
         switch self {
         case .matrix(let m): return m.flops(graph, batch: batch)
+        case .standalone(let s): return s.flops(graph, batch: batch)
         case .fused(let f):
             let ops = f.code.reduce(0) { n, ins in
                 switch ins {

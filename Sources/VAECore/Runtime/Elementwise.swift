@@ -1,13 +1,15 @@
 import Foundation
 
 /// How an operand of an elementwise op maps onto the result's [rows, columns] layout.
-enum Broadcast {
+enum Broadcast: Equatable {
     case full          // same shape as the result
     case scalar        // one value
     case row           // one row of `columns` values, repeated for every example
     case column        // one value per example, repeated across the features
+    case channel(Int)  // one value per channel, repeating along the last axis (a bias of an image)
 
     init(_ operand: Shape, to result: Shape) {
+        if operand.isChannelVector(of: result) { self = .channel(operand.dims[0]); return }
         let sameFeatures = operand.dims == result.dims
         switch (operand.batched == result.batched, sameFeatures) {
         case (true, true): self = .full
@@ -21,6 +23,13 @@ struct Operand {
     let pointer: UnsafePointer<Float>
     let mode: Broadcast
     init(_ pointer: UnsafeMutablePointer<Float>, _ mode: Broadcast) { self.pointer = UnsafePointer(pointer); self.mode = mode }
+
+    /// A `.channel` operand tiled out to one whole row of `columns` values, as a `.row` operand.
+    func asRow<R>(_ columns: Int, _ body: (Operand) -> R) -> R {
+        guard case .channel(let period) = mode else { return body(self) }
+        var row = (0..<columns).map { pointer[$0 % period] }
+        return row.withUnsafeMutableBufferPointer { body(Operand($0.baseAddress!, .row)) }
+    }
 }
 
 /// The elementwise evaluators of the plain interpreter: one loop per op.
@@ -31,6 +40,8 @@ enum Elementwise {
     }
 
     static func binary(_ op: Op, _ a: Operand, _ b: Operand, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        if case .channel = a.mode { return a.asRow(columns) { binary(op, $0, b, y, rows: rows, columns: columns) } }
+        if case .channel = b.mode { return b.asRow(columns) { binary(op, a, $0, y, rows: rows, columns: columns) } }
         if a.mode == .full && b.mode == .full {
             let n = rows * columns, p = a.pointer, q = b.pointer
             switch op {
@@ -59,6 +70,7 @@ enum Elementwise {
     }
 
     static func broadcast(_ a: Operand, _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        if case .channel = a.mode { return a.asRow(columns) { broadcast($0, y, rows: rows, columns: columns) } }
         for r in 0..<rows {
             let p = rowPointer(a, r, columns), s = stride(a)
             for c in 0..<columns { y[r * columns + c] = p[c * s] }
@@ -70,6 +82,7 @@ enum Elementwise {
         case .full: return o.pointer + r * columns
         case .row, .scalar: return o.pointer
         case .column: return o.pointer + r
+        case .channel: preconditionFailure("a channel operand is expanded to a row first")
         }
     }
 
@@ -77,6 +90,7 @@ enum Elementwise {
         switch o.mode {
         case .full, .row: return 1
         case .scalar, .column: return 0
+        case .channel: preconditionFailure("a channel operand is expanded to a row first")
         }
     }
 }
