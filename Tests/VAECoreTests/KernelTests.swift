@@ -311,20 +311,21 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func testAllFiniteFindsEveryBadValueWherever() {
+    func testAllSquaresFiniteFindsEveryBadValueWherever() {
         let n = 37
         var values = [Float](repeating: 1.5, count: n)
-        XCTAssertTrue(VectorMath.allFinite(values, n))
-        for bad in [Float.nan, .infinity, -.infinity] {
+        XCTAssertTrue(VectorMath.allSquaresFinite(values, n))
+        // NaN, the infinities, and values whose square overflows (|x| > 1.84e19).
+        for bad: Float in [.nan, .infinity, -.infinity, 1.9e19, -1.9e19, .greatestFiniteMagnitude] {
             for position in [0, 15, 16, 31, 32, 36] {
                 values[position] = bad
-                XCTAssertFalse(VectorMath.allFinite(values, n), "\(bad) at \(position)")
+                XCTAssertFalse(VectorMath.allSquaresFinite(values, n), "\(bad) at \(position)")
                 values[position] = 1.5
             }
         }
         values[36] = .nan
-        XCTAssertTrue(VectorMath.allFinite(values, 36), "only the first 36 are looked at")
-        XCTAssertTrue(VectorMath.allFinite([Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude], 2))
+        XCTAssertTrue(VectorMath.allSquaresFinite(values, 36), "only the first 36 are looked at")
+        XCTAssertTrue(VectorMath.allSquaresFinite([1.8e19, -1.8e19, 0, -0.0], 4))
     }
 
     // MARK: Memory plan

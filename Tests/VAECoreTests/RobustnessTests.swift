@@ -46,6 +46,29 @@ final class RobustnessTests: XCTestCase {
 
     // MARK: the NaN guard
 
+    /// A gradient can be finite while its square is not (|g| > 1.8e19): Adam's second moment would
+    /// become +Inf for good. The guard stops there too, before the update, and says why.
+    func testAGradientTooLargeToSquareStopsTraining() throws {
+        // σ = 1e-11: a residual of ~0.3 costs 0.09 / 2σ² ≈ 4.5e20 nats (finite), but its gradient
+        // (μ − x)/σ² ≈ 3e21 squares to +Inf.
+        let model = Self.logModel.replacingOccurrences(of: "log(x)", with: "x").replacingOccurrences(of: "sigma: 0.5", with: "sigma: 1e-11")
+        let program = try TestModels.compile(model, path: "huge.vae").program
+        var rng = RandomSource(seed: 3)
+        let data = Dataset(path: "data.npy", count: 64, features: 4, values: rng.uniform(64 * 4, in: 0.5...2))
+        let trainer = try Trainer(program: program, train: data, test: nil)
+        let before = (0..<program.model.parameters.count).map { trainer.parameters.values($0) }
+        var failure: NonFiniteValueError?
+        do { try trainer.train() } catch let error as NonFiniteValueError { failure = error }
+        let error = try XCTUnwrap(failure, "a gradient whose square overflows must stop training")
+        XCTAssertEqual(error.step, 1)
+        XCTAssertTrue(error.quantity.hasPrefix("the gradient of"), error.quantity)
+        XCTAssertTrue(error.value.isFinite && !(error.value * error.value).isFinite, "\(error.value)")
+        XCTAssertTrue("\(error)".contains("too large for the optimizer to square"), "\(error)")
+        for index in before.indices {
+            XCTAssertEqual(trainer.parameters.values(index), before[index], "the failing update must not happen")
+        }
+    }
+
     func testANonFiniteLossStopsTrainingNamingTheOpAndTheSourceLine() throws {
         let program = try TestModels.compile(Self.logModel, path: "nanlog.vae").program
         let data = Dataset(path: "data.npy", count: 64, features: 4, values: Self.logData(zeroAt: 37))

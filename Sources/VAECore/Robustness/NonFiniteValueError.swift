@@ -40,7 +40,10 @@ public struct NonFiniteValueError: Error, CustomStringConvertible {
         return text
     }
 
-    static func describe(_ v: Float) -> String { v.isNaN ? "NaN" : (v > 0 ? "+Inf" : "-Inf") }
+    static func describe(_ v: Float) -> String {
+        if v.isFinite { return "\(v), too large for the optimizer to square" }
+        return v.isNaN ? "NaN" : (v > 0 ? "+Inf" : "-Inf")
+    }
 
     /// Runs the executable again node by node (same bound inputs, noise, parameters and hypers, so the
     /// same values) and returns the first node whose value has a NaN or an infinity.

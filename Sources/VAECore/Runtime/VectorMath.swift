@@ -196,11 +196,13 @@ enum VectorMath {
 
     /// Whether every one of n floats is finite: x·0 is 0 for finite x and NaN for ±inf and NaN, summed in
     /// 16 lanes (a scalar sum is one long dependency chain the compiler may not reorder: ~16× slower).
-    static func allFinite(_ p: UnsafePointer<Float>, _ n: Int) -> Bool {
+    /// Whether every x² is finite (so every x is, and Adam's second moment will be): a NaN, an
+    /// infinity or |x| > 1.8e19 makes x²·0 NaN.
+    static func allSquaresFinite(_ p: UnsafePointer<Float>, _ n: Int) -> Bool {
         var acc = V()
         var i = 0
-        while i + 16 <= n { acc += load(p + i) * 0; i += 16 }
-        if i < n { acc += loadPartial(p + i, n - i) * 0 }
+        while i + 16 <= n { let x = load(p + i); acc += x * x * 0; i += 16 }
+        if i < n { let x = loadPartial(p + i, n - i); acc += x * x * 0 }
         return !sum(acc).isNaN
     }
 

@@ -262,8 +262,9 @@ public final class Trainer {
         }
         for (spec, g) in zip(program.model.parameters, gradientPointers) {
             // One vectorised pass finds out whether a gradient has a bad value; the scan for which one
-            // runs only when it has.
-            if !VectorMath.allFinite(g, spec.count), let i = (0..<spec.count).first(where: { !g[$0].isFinite }) {
+            // runs only when it has. A finite gradient whose square is not (|g| > 1.8e19) is bad too:
+            // Adam's second moment would become +Inf and stay there.
+            if !VectorMath.allSquaresFinite(g, spec.count), let i = (0..<spec.count).first(where: { !(g[$0] * g[$0]).isFinite }) {
                 return ("the gradient of '\(spec.name)'", g[i])
             }
         }
