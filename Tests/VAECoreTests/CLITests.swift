@@ -5,44 +5,10 @@ import XCTest
 /// Runs the built `vaec` executable as a user would: exit statuses, the caret diagnostics on stderr,
 /// help, and a compiled program written to disk.
 final class CLITests: XCTestCase {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// `swift test` builds every product of the package, `vaec` included, into the folder that holds
-    /// the test bundle (on Linux the bundle is an executable in that folder; on macOS a directory in it).
-    func vaecExecutable() throws -> URL {
-        let bundle = Bundle(for: Self.self).bundleURL
-        var candidates = [bundle.deletingLastPathComponent(), bundle]
-        if let main = Bundle.main.executableURL { candidates.append(main.deletingLastPathComponent()) }
-        for folder in candidates {
-            let url = folder.appendingPathComponent("vaec")
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               FileManager.default.isExecutableFile(atPath: url.path) {
-                return url
-            }
-        }
-        throw XCTSkip("the vaec executable was not found beside the test bundle (looked in \(candidates.map(\.path))); run 'swift build' first")
-    }
-
-    func vaec(_ arguments: [String], in directory: URL? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = try vaecExecutable()
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting, so a full pipe cannot stall the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+    /// `vaec arguments…` as a user runs it (the binary `swift test` builds beside the test bundle).
+    func vaec(_ arguments: [String], in directory: URL? = nil) throws -> VAECProcess.Result {
+        _ = try VAECProcess.requireBinary()
+        return try VAECProcess.run(arguments, in: directory)
     }
 
     func testCompileWithAMistakePrintsTheLocationTheLineAndACaret() throws {
