@@ -51,24 +51,20 @@ public enum ShapeRules {
             return target
         case .conv2d(let g):
             let (x, w) = (operands[0], operands[1])
-            guard x.batched, x.dims.count == 3, x.dims[0] == g.input.height, x.dims[1] == g.input.width,
-                  !w.batched, w.dims.count == 4, w.dims[1] == x.dims[2], w.dims[2] == g.kernel.height, w.dims[3] == g.kernel.width else {
-                throw Mismatch(message: "conv2d \(g) needs x[B,\(g.input.height),\(g.input.width),Ci] and W[Co,Ci,\(g.kernel.height),\(g.kernel.width)], got \(x) and \(w)")
+            guard isImage(x, g.input), isWeight(w, g), w.dims[1] == x.dims[2] else {
+                throw Mismatch(message: "conv2d \(g) needs x[B,\(g.input),Ci] and W[Co,Ci,\(g.kernel)], got \(x) and \(w)")
             }
             return Shape(batched: true, [g.output.height, g.output.width, w.dims[0]])
         case .conv2dTransposed(let g):
             let (dy, w) = (operands[0], operands[1])
-            guard dy.batched, dy.dims.count == 3, dy.dims[0] == g.output.height, dy.dims[1] == g.output.width,
-                  !w.batched, w.dims.count == 4, w.dims[0] == dy.dims[2], w.dims[2] == g.kernel.height, w.dims[3] == g.kernel.width else {
-                throw Mismatch(message: "conv2d_t \(g) needs dy[B,\(g.output.height),\(g.output.width),Co] and W[Co,Ci,\(g.kernel.height),\(g.kernel.width)], got \(dy) and \(w)")
+            guard isImage(dy, g.output), isWeight(w, g), w.dims[0] == dy.dims[2] else {
+                throw Mismatch(message: "conv2d_t \(g) needs dy[B,\(g.output),Co] and W[Co,Ci,\(g.kernel)], got \(dy) and \(w)")
             }
             return Shape(batched: true, [g.input.height, g.input.width, w.dims[1]])
         case .conv2dFilter(let g):
             let (dy, x) = (operands[0], operands[1])
-            guard dy.batched, x.batched, dy.dims.count == 3, x.dims.count == 3,
-                  dy.dims[0] == g.output.height, dy.dims[1] == g.output.width,
-                  x.dims[0] == g.input.height, x.dims[1] == g.input.width else {
-                throw Mismatch(message: "conv2d_filter \(g) needs dy[B,\(g.output.height),\(g.output.width),Co] and x[B,\(g.input.height),\(g.input.width),Ci], got \(dy) and \(x)")
+            guard isImage(dy, g.output), isImage(x, g.input) else {
+                throw Mismatch(message: "conv2d_filter \(g) needs dy[B,\(g.output),Co] and x[B,\(g.input),Ci], got \(dy) and \(x)")
             }
             return Shape(batched: false, [dy.dims[2], x.dims[2], g.kernel.height, g.kernel.width])
         case .reshape(let dims):
@@ -87,5 +83,15 @@ public enum ShapeRules {
             }
             return Shape(batched: false, [channels])
         }
+    }
+
+    /// A batch of images of the given height and width (channels-last: [B,H,W,C]).
+    private static func isImage(_ s: Shape, _ size: Size2) -> Bool {
+        s.batched && s.dims.count == 3 && s.dims[0] == size.height && s.dims[1] == size.width
+    }
+
+    /// A convolution weight [Co,Ci,kh,kw] for the geometry's kernel.
+    private static func isWeight(_ w: Shape, _ g: ConvGeometry) -> Bool {
+        !w.batched && w.dims.count == 4 && w.dims[2] == g.kernel.height && w.dims[3] == g.kernel.width
     }
 }
