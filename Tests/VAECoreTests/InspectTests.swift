@@ -396,6 +396,7 @@ final class InspectTests: XCTestCase {
         options.directions = 1
         for sample in samples {
             let text = try String(contentsOf: sample, encoding: .utf8).replacingOccurrences(of: "400", with: "8")
+                .replacingOccurrences(of: "64", with: "8").replacingOccurrences(of: "32", with: "4")   // keras_conv's channels
             let result = try Compiler.compile(source: SourceFile(path: sample.path, text: text))
             let model = result.model
             let key = "\(model.train.data?.path ?? "-") \(model.train.data?.scale ?? 1)"

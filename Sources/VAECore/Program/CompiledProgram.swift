@@ -139,7 +139,7 @@ public struct CompiledProgram: Codable, Sendable {
                 expected = Shape(batched: false, dims)
             case .input(let name):
                 guard name == model.input.name else { throw fail("node %\(id) reads an input '\(name)' the model does not declare") }
-                expected = Shape(batched: true, model.input.dims)
+                expected = Shape(batched: true, model.input.storedDims)
             case .noise(let name):
                 guard name == model.latent.name else { throw fail("node %\(id) draws noise for a latent '\(name)' the model does not declare") }
                 expected = Shape(batched: true, model.latent.dims)

@@ -38,9 +38,12 @@ public struct Pictures {
         range = (min(0, lo), max(1, hi))
     }
 
-    /// An example's features as an image: the first axis as rows and the rest as columns; a vector of
-    /// N = k² features as a k × k square (MNIST's 784 as 28 × 28); else the most square factorisation.
+    /// An example's features as an image: an image input [C, H, W] as its C channels one above the
+    /// other (H × W for one channel); otherwise the first axis as rows and the rest as columns; a
+    /// vector of N = k² features as a k × k square (MNIST's 784 as 28 × 28); else the most square
+    /// factorisation.
     public static func imageShape(_ dims: [Int]) -> (height: Int, width: Int) {
+        if dims.count == 3 { return (dims[0] * dims[1], dims[2]) }
         if dims.count >= 2 { return (dims[0], dims.dropFirst().reduce(1, *)) }
         let n = dims.first ?? 1
         var height = Int(Double(n).squareRoot())
@@ -62,9 +65,17 @@ public struct Pictures {
         try AtomicFile.write(raster.png(), to: (directory as NSString).appendingPathComponent(name))
     }
 
+    /// Example `index` of `values` (data rows or decoded means, both in the input's stored layout), in
+    /// the order `imageShape` draws it: an image of several channels is stored channels-last, so its
+    /// channels are gathered one after the other.
     private func tile(_ values: [Float], _ index: Int) -> ArraySlice<Float> {
         let n = tileHeight * tileWidth
-        return values[index * n..<(index + 1) * n]
+        let stored = values[index * n..<(index + 1) * n]
+        guard model.input.isImage, model.input.dims[0] > 1 else { return stored }
+        let channels = model.input.dims[0], pixels = n / channels
+        var planes = [Float](repeating: 0, count: n)
+        for p in 0..<pixels { for c in 0..<channels { planes[c * pixels + p] = stored[stored.startIndex + p * channels + c] } }
+        return planes[...]
     }
 
     /// Pairs of rows: examples of the data, then their reconstructions decoded at the posterior mean.

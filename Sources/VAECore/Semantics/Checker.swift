@@ -101,7 +101,7 @@ public struct Checker {
         if let block = file.trains.first { train = checkTrain(block) }
 
         // The encoder: q(latent | input).
-        let x = builder.add(.input(input.name), name: input.name, shape: Shape(batched: true, input.dims))
+        let x = builder.add(.input(input.name), name: input.name, shape: Shape(batched: true, input.storedDims))
         guard checkSignature(encoder, target: latentDecl.name.name, given: input.name, kind: "encoder") else { return nil }
         scope = [input.name: .value(x)]
         var posterior: (mean: ValueID, logVariance: ValueID)?

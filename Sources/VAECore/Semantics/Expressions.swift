@@ -1,5 +1,6 @@
-/// Names the linear layers of one statement after the source: `encoder.h` when the statement has one
-/// layer, `encoder.h.1`, `encoder.h.2`, … in source order when it has several.
+/// Names the layers (`Functions.layers`: linear and convolutional) of one statement after the source:
+/// `encoder.h` when the statement has one layer, `encoder.h.1`, `encoder.h.2`, … in source order when
+/// it has several.
 struct LayerNamer {
     let base: String
     let total: Int
@@ -20,9 +21,10 @@ struct LayerNamer {
         case .number, .string, .name: return 0
         case .negate(let inner, _): return countLayers(inner)
         case .binary(_, let a, let b): return countLayers(a) + countLayers(b)
+        case .list(let items, _): return items.reduce(0) { $0 + countLayers($1) }
         case .call(let call):
             let named = call.arguments.contains { $0.label?.name == "name" }
-            let own = call.callee.name == "linear" && !named ? 1 : 0
+            let own = Functions.layers.contains(call.callee.name) && !named ? 1 : 0
             return own + call.arguments.reduce(0) { $0 + countLayers($1.value) }
         }
     }
@@ -41,6 +43,9 @@ extension Checker {
             return builder.constant(Float(v))
         case .string(_, let range):
             throw Diagnostic("a string is not a tensor", at: range)
+        case .list(_, let range):
+            throw Diagnostic("a list is not a tensor", at: range,
+                             hint: "a list gives reshape its shape, reshape(h, [64, 7, 7]), or a convolution its kernel or stride, kernel: [3, 3]")
         case .name(let id):
             switch scope[id.name] {
             case .value(let v): return v
@@ -54,7 +59,7 @@ extension Checker {
         case .binary(let op, let lhs, let rhs):
             let a = try lower(lhs, &namer), b = try lower(rhs, &namer)
             guard Shape.broadcast(builder.shape(a), builder.shape(b)) != nil else {
-                throw Diagnostic("shape mismatch: '\(op.rawValue)' between \(builder.shape(a)) and \(builder.shape(b))",
+                throw Diagnostic("shape mismatch: '\(op.rawValue)' between \(ImageLayout.described(builder.shape(a))) and \(ImageLayout.described(builder.shape(b)))",
                                  at: e.range, hint: "elementwise operands need equal shapes (or one a scalar)")
             }
             let irOp: Op = switch op {
@@ -81,7 +86,16 @@ extension Checker {
         if let op = Functions.elementwise[call.callee.name] {
             return builder.unary(op, try lower(args.values["x"]!, &namer))
         }
-        // linear(input, features, name: "…")
+        switch call.callee.name {
+        case "conv2d", "conv_transpose2d": return try lowerConvolution(call, args, &namer)
+        case "flatten": return try lowerFlatten(args, &namer)
+        case "reshape": return try lowerReshape(args, &namer)
+        default: return try lowerLinear(call, args, &namer)
+        }
+    }
+
+    /// linear(input, features, name: "…"): x[B,k] · W[n,k]ᵀ + b.
+    mutating func lowerLinear(_ call: Call, _ args: BoundArguments, _ namer: inout LayerNamer) throws -> ValueID {
         let input = try lower(args.values["input"]!, &namer)
         let featuresExpr = args.values["features"]!
         guard let features = constantValue(featuresExpr), features >= 1, features == features.rounded(), features <= 16_777_216 else {
@@ -89,9 +103,21 @@ extension Checker {
         }
         let inShape = builder.shape(input)
         guard inShape.batched, inShape.dims.count == 1 else {
-            throw Diagnostic("linear needs a vector of features per example, but its input has shape \(inShape)",
-                             at: args.values["input"]!.range)
+            let image = inShape.dims.count == 3
+            throw Diagnostic("linear needs a vector of features per example, but its input has shape \(ImageLayout.described(inShape))",
+                             at: args.values["input"]!.range,
+                             hint: image ? "flatten it first: linear(flatten(…), \(Int(features)))" : nil)
         }
+        let fanIn = inShape.dims[0], out = Int(features)
+        let layer = try addLayer(call, args, &namer, weight: [out, fanIn], bias: out, fanIn: fanIn)
+        return builder.binary(.add, builder.binary(.dense, input, layer.weight), layer.bias)
+    }
+
+    /// The parameters of a layer: `<name>.weight` of shape `weight` and `<name>.bias` [bias], both
+    /// U(±1/√fan_in) as PyTorch initialises its Linear, Conv2d and ConvTranspose2d. The name is the
+    /// call's `name:` or the statement's (`LayerNamer`); the size is checked against `SizeLimits`.
+    mutating func addLayer(_ call: Call, _ args: BoundArguments, _ namer: inout LayerNamer,
+                           weight: [Int], bias: Int, fanIn: Int) throws -> (weight: ValueID, bias: ValueID) {
         var layerName: String
         if let nameExpr = args.values["name"] {
             guard case .string(let s, let range) = nameExpr else {
@@ -107,18 +133,19 @@ extension Checker {
         if parameters.contains(where: { $0.name == "\(layerName).weight" }) {
             throw Diagnostic("a layer named '\(layerName)' already exists", at: call.range)
         }
-        let fanIn = inShape.dims[0], out = Int(features)
-        let total = parameters.reduce(out * fanIn + out) { $0 + $1.count }
-        guard out * fanIn <= SizeLimits.maxParameters, total <= SizeLimits.maxParameters else {
-            throw Diagnostic("this layer would have \(out) × \(fanIn) weights, bringing the model to \(total) parameters; vaec's limit is \(SizeLimits.maxParameters)",
+        // Each dimension is at most 2^24, so only the product can overflow (nil: far over the limit).
+        let weights = SizeLimits.product(weight) ?? Int.max
+        let total = weights > SizeLimits.maxParameters ? nil : parameters.reduce(weights + bias) { $0 + $1.count }
+        guard let total, total <= SizeLimits.maxParameters else {
+            throw Diagnostic("this layer would have \(weight.map(String.init).joined(separator: " × ")) weights, bringing the model to \(total.map(String.init) ?? "more than \(SizeLimits.maxParameters)") parameters; vaec's limit is \(SizeLimits.maxParameters)",
                              at: call.range)
         }
         let bound = Float(1 / Double(fanIn).squareRoot())
-        parameters.append(ParameterSpec(name: "\(layerName).weight", dims: [out, fanIn], initialization: .uniform(bound: bound)))
-        parameters.append(ParameterSpec(name: "\(layerName).bias", dims: [out], initialization: .uniform(bound: bound)))
-        let w = builder.add(.parameter("\(layerName).weight"), name: "\(layerName).weight", shape: Shape(batched: false, [out, fanIn]))
-        let b = builder.add(.parameter("\(layerName).bias"), name: "\(layerName).bias", shape: Shape(batched: false, [out]))
-        return builder.binary(.add, builder.binary(.dense, input, w), b)
+        parameters.append(ParameterSpec(name: "\(layerName).weight", dims: weight, initialization: .uniform(bound: bound)))
+        parameters.append(ParameterSpec(name: "\(layerName).bias", dims: [bias], initialization: .uniform(bound: bound)))
+        let w = builder.add(.parameter("\(layerName).weight"), name: "\(layerName).weight", shape: Shape(batched: false, weight))
+        let b = builder.add(.parameter("\(layerName).bias"), name: "\(layerName).bias", shape: Shape(batched: false, [bias]))
+        return (w, b)
     }
 
     /// Folds an expression made of numbers and arithmetic; nil when it is not constant.
@@ -135,7 +162,7 @@ extension Checker {
             case .divide: x / y
             }
             return r.isFinite ? r : nil
-        case .string, .name, .call: return nil
+        case .string, .name, .call, .list: return nil
         }
     }
 
@@ -182,7 +209,7 @@ extension Checker {
             var namer = LayerNamer(base: "encoder.\(latent.name).\(label)", expression: e)
             let v = try lower(e, &namer)
             guard builder.shape(v) == expected else {
-                throw Diagnostic("the posterior's \(label) has shape \(builder.shape(v)), but latent '\(latent.name)' is \(expected)",
+                throw Diagnostic("the posterior's \(label) has shape \(ImageLayout.described(builder.shape(v))), but latent '\(latent.name)' is \(expected)",
                                  at: e.range)
             }
             builder.name(v, "encoder.\(latent.name).\(label)")
@@ -198,12 +225,12 @@ extension Checker {
     /// The decoder's `x ~ distribution(…)`: which likelihood, and the IR values of its parameters by
     /// name (`logits`, `mean`, `sigma`/`log_sigma`, `scale`/`log_scale`, `alpha`, `beta`).
     mutating func checkLikelihood(_ call: Call, input: InputSpec) throws -> (likelihood: Likelihood, parameters: [String: ValueID]) {
-        let expected = Shape(batched: true, input.dims)
+        let expected = Shape(batched: true, input.storedDims)
         func lowered(_ e: Expression, _ label: String) throws -> ValueID {
             var namer = LayerNamer(base: "decoder.\(input.name).\(label)", expression: e)
             let v = try lower(e, &namer)
             guard builder.shape(v) == expected else {
-                throw Diagnostic("the decoder's '\(label)' has shape \(builder.shape(v)), but input '\(input.name)' is \(expected)", at: e.range)
+                throw Diagnostic("the decoder's '\(label)' has shape \(ImageLayout.described(builder.shape(v))), but input '\(input.name)' is \(ImageLayout.described(expected))", at: e.range)
             }
             builder.name(v, "decoder.\(input.name).\(label)")
             return v
@@ -218,7 +245,7 @@ extension Checker {
                 let logName = "decoder.\(input.name).log_\(label)"
                 switch id.name {
                 case "learned", "learned_per_feature":
-                    let dims = id.name == "learned" ? [] : input.dims
+                    let dims = id.name == "learned" ? [] : input.storedDims
                     parameters.append(ParameterSpec(name: logName, dims: dims, initialization: .constant(0)))
                     let p = builder.add(.parameter(logName), name: logName, shape: Shape(batched: false, dims))
                     return (id.name == "learned" ? .learned : .learnedPerFeature, ["log_\(label)": p])

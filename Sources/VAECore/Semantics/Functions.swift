@@ -17,15 +17,34 @@ enum Functions {
     static let linear = FunctionSignature(name: "linear", parameters: ["input", "features", "name"], required: 2,
                                           summary: "linear(input, features) — a dense layer with bias")
 
+    /// A 2-D convolution and its transpose take the same arguments (PyTorch's and Keras's defaults:
+    /// stride 1, no padding). Channels are the output's; kernel and stride are `3` or `[3, 3]`.
+    static let convolutions: [String: FunctionSignature] = Dictionary(uniqueKeysWithValues: ["conv2d", "conv_transpose2d"].map { name in
+        (name, FunctionSignature(name: name, parameters: ["input", "channels", "kernel", "stride", "padding", "name"], required: 3,
+                                 summary: "\(name)(input, channels, kernel: 3, stride: 1, padding: valid | same)"))
+    })
+
+    /// Layout functions: the same values under another shape, in PyTorch's [C, H, W] order.
+    static let flatten = FunctionSignature(name: "flatten", parameters: ["x"], required: 1,
+                                           summary: "flatten(x) — an image [C, H, W] as a vector of C·H·W, in PyTorch's order")
+    static let reshape = FunctionSignature(name: "reshape", parameters: ["x", "shape"], required: 2,
+                                           summary: "reshape(x, [64, 7, 7]) — a vector, or an image [channels, height, width]")
+
+    /// The functions that make a layer with learned parameters, named like `encoder.h.1`.
+    static let layers: Set<String> = ["linear", "conv2d", "conv_transpose2d"]
+
     static func signature(of name: String) -> FunctionSignature? {
         if name == "linear" { return linear }
+        if let convolution = convolutions[name] { return convolution }
+        if name == "flatten" { return flatten }
+        if name == "reshape" { return reshape }
         if elementwise[name] != nil {
             return FunctionSignature(name: name, parameters: ["x"], required: 1, summary: "\(name)(x)")
         }
         return nil
     }
 
-    static var all: [String] { ["linear"] + elementwise.keys.sorted() }
+    static var all: [String] { ["linear"] + convolutions.keys.sorted() + ["flatten", "reshape"] + elementwise.keys.sorted() }
 
     /// Distributions a `~` statement may use, with their parameters.
     static let likelihoodNames = ["bernoulli", "continuous_bernoulli", "normal", "laplace", "beta"]

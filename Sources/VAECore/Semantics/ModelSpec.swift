@@ -17,8 +17,17 @@ public enum Initialization: Codable, Sendable, Equatable {
 
 public struct InputSpec: Codable, Sendable, Equatable {
     public var name: String
+    /// As declared: [N] for a vector, [C, H, W] (PyTorch's order) for an image.
     public var dims: [Int]
     public var featureCount: Int { dims.reduce(1, *) }
+
+    /// A rank-3 input is an image [channels, height, width].
+    public var isImage: Bool { dims.count == 3 }
+
+    /// The dims of the input's IR value (and of the rows the trainer feeds it): as declared, except
+    /// that an image is stored channels-last, [H, W, C] (see `Op.conv2d`). Every IR shape built from
+    /// the input uses these; every message to the user uses `dims`.
+    public var storedDims: [Int] { isImage ? ImageLayout.channelsLast(dims) : dims }
 }
 
 public struct LatentSpec: Codable, Sendable, Equatable {

@@ -12,10 +12,12 @@ public indirect enum Expression: Sendable {
     case negate(Expression, SourceRange)
     case binary(BinaryOperator, Expression, Expression)
     case call(Call)
+    /// `[64, 7, 7]`: a shape for `reshape`, or a kernel or stride `[3, 3]`. Never a tensor itself.
+    case list([Expression], SourceRange)
 
     public var range: SourceRange {
         switch self {
-        case .number(_, let r), .string(_, let r), .negate(_, let r): return r
+        case .number(_, let r), .string(_, let r), .negate(_, let r), .list(_, let r): return r
         case .name(let id): return id.range
         case .binary(_, let lhs, let rhs): return lhs.range.union(rhs.range)
         case .call(let call): return call.range

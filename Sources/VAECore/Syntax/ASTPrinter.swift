@@ -34,6 +34,7 @@ public enum ASTPrinter {
         case .negate(let inner, _): return "(-\(expression(inner)))"
         case .binary(let op, let a, let b): return "(\(expression(a)) \(op.rawValue) \(expression(b)))"
         case .call(let c): return call(c)
+        case .list(let items, _): return "[\(items.map(expression).joined(separator: ", "))]"
         }
     }
 

@@ -317,6 +317,12 @@ public struct Parser {
             let inner = try parseExpression()
             _ = try expect(.rightParen, "to close the parenthesis")
             return inner
+        case .symbol(.leftBracket):
+            let open = advance()
+            var items: [Expression] = []
+            repeat { items.append(try parseExpression()) } while accept(.comma)
+            let close = try expect(.rightBracket, "to close the list")
+            return .list(items, open.range.union(close.range))
         default:
             throw Diagnostic("expected an expression, found \(current.kind)", at: missingTokenRange)
         }

@@ -31,11 +31,28 @@ public struct Dataset: Sendable {
         let scale = Float(source.scale)
         // Scaled in place: a scaled copy would double the peak memory of loading a large data set.
         if scale != 1 { raw.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] *= scale } } }
-        let values = raw
+        let values = storedRows(raw, fileDims: Array(dims.dropFirst()), count: dims[0], input: input)
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             throw FormatError(path: path, problem: "holds a value that is not finite at example \(bad / perExample), feature \(bad % perExample)")
         }
         return Dataset(path: path, count: dims[0], features: perExample, values: values)
+    }
+
+    /// The rows in the layout the input's IR value has (`InputSpec.storedDims`). An image of several
+    /// channels is stored channels-last, so rows held [C, H, W] on disk (PyTorch's order) are moved;
+    /// rows held [H, W, C] (TensorFlow's) are taken as they are. With one channel, or when the file's
+    /// shape says neither (MNIST's [28, 28] for [1, 28, 28]), the two orders are the same or the rows
+    /// are read as [C, H, W].
+    static func storedRows(_ raw: [Float], fileDims: [Int], count: Int, input: InputSpec) -> [Float] {
+        guard input.isImage, input.dims[0] > 1, fileDims != input.storedDims else { return raw }
+        let pixels = input.dims[1] * input.dims[2]
+        return [Float](unsafeUninitializedCapacity: raw.count) { moved, initialized in
+            raw.withUnsafeBufferPointer {
+                ImageReference.moveChannels($0.baseAddress!, moved.baseAddress!, count: count, pixels: pixels,
+                                            channels: input.dims[0], toChannelsFirst: false)
+            }
+            initialized = raw.count
+        }
     }
 
     /// The data binarised as the train block asks: thresholded, or drawn as Bernoulli(x) with a
