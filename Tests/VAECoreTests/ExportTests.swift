@@ -123,6 +123,49 @@ final class ExportTests: XCTestCase {
         ]
     }
 
+    /// Convolutions beyond samples/keras_conv.vae: an image of several channels read from a [N, H, W, C]
+    /// file (TensorFlow's order, moved to [C, H, W] by vaec and by the module), valid padding, kernels,
+    /// strides and same-padding that differ by axis (F.pad's and the crop's order of axes), nested and
+    /// named layers, reshape to several channels, and a learned per-pixel σ (stored [H, W, C] by vaec).
+    static func convolutionModel(data: String) -> (name: String, text: String) {
+        ("conv_channels", """
+        model conv_channels
+
+        input  x: [4, 14, 14]
+        latent z: [3] ~ normal(0, 1)
+
+        encoder q(z | x) {
+          h = relu(conv2d(x, 5, kernel: [3, 2], stride: [1, 2]))                            # valid: [5, 12, 7]
+          g = tanh(conv2d(h, 3, kernel: 3, stride: [2, 1], padding: same, name: "squeeze"))  # [3, 6, 7]: zeros 0/1 rows, 1/1 columns
+          z ~ normal(mean: linear(flatten(g), 3), logvar: linear(flatten(h), 3))
+        }
+
+        decoder p(x | z) {
+          h = reshape(linear(z, 2 * 7 * 14), [2, 7, 14])
+          u = softplus(conv_transpose2d(h, 3, kernel: 3, stride: [2, 1], padding: same))       # [3, 14, 14]
+          v = conv_transpose2d(reshape(linear(z, 84), [2, 6, 7]), 4, kernel: [4, 2], stride: 2)  # valid: [4, 14, 14]
+          x ~ normal(mean: conv_transpose2d(u, 4, kernel: 1) + v, sigma: learned_per_feature)
+        }
+
+        train {
+          data: npy("\(data)")
+          batch: 16
+          epochs: 2
+          seed: 3
+        }
+        """)
+    }
+
+    /// 64 MNIST digits as images [14, 14, 4] (each digit's 784 values reread as 4 channels), in a .npy file
+    /// laid out [N, H, W, C].
+    static func writeChannelsData(in folder: URL) throws -> String {
+        let mnist = try Data(contentsOf: TestPaths.samples.appendingPathComponent("data/mnist5k-train-images-idx3-ubyte"))
+        let values = mnist.dropFirst(16).prefix(64 * 784).map { Float($0) / 255 }
+        let path = folder.appendingPathComponent("channels.npy").path
+        try NPYFile.write(float32: values, dims: [64, 14, 14, 4], to: path)
+        return path
+    }
+
     // MARK: - Equivalence with vaec (needs PyTorch or JAX)
 
     /// Loss and gradients of both exported modules equal vaec's within 1e-5 (relative; per tensor
@@ -135,7 +178,7 @@ final class ExportTests: XCTestCase {
         let folder = try TestPaths.temporaryFolder(for: self)
         let dataPath = TestPaths.samples.appendingPathComponent("data/mnist5k-train-images-idx3-ubyte").path
         var models = try TestPaths.files(in: TestPaths.samples, withExtension: "vae").map { $0.path }
-        for (name, text) in Self.extraModels(data: dataPath) {
+        for (name, text) in Self.extraModels(data: dataPath) + [Self.convolutionModel(data: try Self.writeChannelsData(in: folder))] {
             let url = folder.appendingPathComponent("\(name).vae")
             try text.write(to: url, atomically: true, encoding: .utf8)
             models.append(url.path)
@@ -151,7 +194,6 @@ final class ExportTests: XCTestCase {
             cases += 1
         }
 
-        let rows = 0..<16
         var datasets: [String: Dataset] = [:]
         var checkpoints: [String: String] = [:]
         for (modelIndex, path) in models.enumerated() {
@@ -159,6 +201,9 @@ final class ExportTests: XCTestCase {
             let model = result.model
             let name = model.name
             let directory = (path as NSString).deletingLastPathComponent
+            // A convolutional model (rank-4 weights) costs the debug build's kernels seconds per example:
+            // four rows (every pixel and channel of them) check it as well.
+            let rows = model.parameters.contains { $0.dims.count == 4 } ? 0..<4 : 0..<16
             for target in peers.targets {
                 let text = try Exporter.module(result, target: target, modelDirectory: directory)
                 try text.write(toFile: folder.appendingPathComponent("\(name)_\(target.rawValue).py").path, atomically: true, encoding: .utf8)
@@ -476,6 +521,43 @@ final class ExportTests: XCTestCase {
                       "log(s) with s = sigmoid(…) and log(1 − sigmoid(…)) must be vaec's softplus forms")
     }
 
+    /// Convolutions export as PyTorch's own layers (nn.Conv2d, nn.ConvTranspose2d, whose weights are vaec's
+    /// layouts) and lax convolutions in JAX; padding PyTorch's layers can take is theirs, TensorFlow's uneven
+    /// split is an F.pad before a convolution or a crop after a transposed one, with a comment saying so.
+    func testConvolutionsExportAsPyTorchLayers() throws {
+        let keras = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("keras_conv.vae").path)
+        let torch = try Exporter.module(keras, target: .pytorch)
+        for expected in [
+            "self.encoder.h1 = nn.Conv2d(1, 32, kernel_size=3, stride=2)",
+            "self.decoder.h1 = nn.ConvTranspose2d(64, 64, kernel_size=3, stride=2)",
+            "self.decoder.x.logits = nn.ConvTranspose2d(32, 1, kernel_size=3, padding=1)",
+            "# encoder.h1: 28x28 → 14x14 at stride 2, TensorFlow's same padding (top 0, bottom 1, left 0, right 1)",
+            "h1 = torch.relu(self.encoder.h1(F.pad(x, (0, 1, 0, 1))))",
+            "h = torch.relu(self.encoder.h(torch.flatten(h2, 1)))",
+            "h = torch.reshape(torch.relu(self.decoder.h(z)), (-1, 64, 7, 7))",
+            "h1 = torch.relu(self.decoder.h1(h)[:, :, 0:14, 0:14])",
+            "INPUT_NAME, INPUT_SHAPE = \"x\", (1, 28, 28)",
+            "values = values.reshape((len(raw),) + INPUT_SHAPE)",
+        ] {
+            XCTAssertTrue(torch.contains(expected), "missing: \(expected)")
+        }
+        let jax = try Exporter.module(keras, target: .jax)
+        XCTAssertTrue(jax.contains("h1 = jax.nn.relu(conv2d(params, \"encoder.h1\", x, stride=(2, 2), padding=((0, 1), (0, 1))))"))
+        XCTAssertTrue(jax.contains("\"logits\": conv_transpose2d(params, \"decoder.x.logits\", h2, stride=(1, 1), padding=((1, 1), (1, 1))),"))
+
+        let channels = try TestModels.compile(Self.convolutionModel(data: "channels.npy").text, path: "conv_channels.vae")
+        let channelsTorch = try Exporter.module(channels, target: .pytorch)
+        for expected in [
+            "g = torch.tanh(self.squeeze(F.pad(h, (1, 1, 0, 1))))",              // (left, right, top, bottom)
+            "u = F.softplus(self.decoder.u(h)[:, :, 0:14, 1:15])",               // rows, then columns
+            "self.decoder.v[\"2\"] = nn.ConvTranspose2d(2, 4, kernel_size=(4, 2), stride=2)",
+            "\"log_sigma\": torch.permute(self.decoder.x.log_sigma, (2, 0, 1)),", // vaec keeps it [H, W, C]
+            "if tuple(np.shape(raw)[1:]) == (14, 14, 4):",                        // a TensorFlow-ordered file
+        ] {
+            XCTAssertTrue(channelsTorch.contains(expected), "missing: \(expected)")
+        }
+    }
+
     /// The exporter refuses a layer name PyTorch cannot hold, naming the model file, instead of writing a
     /// module whose state_dict keys would not be vaec's.
     func testANameTorchCannotHoldIsRefused() throws {
@@ -539,6 +621,36 @@ final class ExportTests: XCTestCase {
         try Data(bytes).write(to: URL(fileURLWithPath: input))
         XCTAssertThrowsError(try CheckpointImport.run(from: input, model: model, to: output)) { error in
             XCTAssertTrue("\(error)".contains("damaged"), "\(error)")
+        }
+    }
+
+    /// Convolution weights are stored in PyTorch's layouts, so a state_dict of nn.Conv2d and
+    /// nn.ConvTranspose2d weights imports as it is; TensorFlow's layout or a swapped one is refused with a hint.
+    func testImportTakesConvolutionWeightsInPyTorchsLayout() throws {
+        let folder = try TestPaths.temporaryFolder(for: self)
+        let model = try TestModels.compile(Self.convolutionModel(data: "channels.npy").text, path: "conv_channels.vae").model
+        XCTAssertEqual(model.parameters.first { $0.name == "encoder.h.weight" }?.dims, [5, 4, 3, 2], "Conv2d: [out, in, kh, kw]")
+        XCTAssertEqual(model.parameters.first { $0.name == "decoder.u.weight" }?.dims, [2, 3, 3, 3], "ConvTranspose2d: [in, out, kh, kw]")
+        var random = RandomSource(seed: 8)
+        var plain = SafeTensors()
+        for p in model.parameters {
+            plain.tensors[p.name] = SafeTensors.Tensor(shape: p.dims, values: (0..<p.count).map { _ in random.nextUniform() })
+        }
+        let input = folder.appendingPathComponent("torch.safetensors").path
+        let output = folder.appendingPathComponent("imported.safetensors").path
+        try plain.write(to: input)
+        _ = try CheckpointImport.run(from: input, model: model, to: output)
+        let store = ParameterStore(specs: model.parameters)
+        _ = try Checkpoint.load(into: store, from: output)
+        for (index, p) in model.parameters.enumerated() {
+            XCTAssertEqual(store.values(index), plain.tensors[p.name]!.values, p.name)
+        }
+        plain.tensors["encoder.h.weight"]!.shape = [3, 2, 4, 5]          // TensorFlow's HWIO
+        plain.tensors["decoder.u.weight"]!.shape = [3, 2, 3, 3]          // a Conv2d's layout
+        try plain.write(to: input)
+        XCTAssertThrowsError(try CheckpointImport.run(from: input, model: model, to: output)) { error in
+            XCTAssertTrue("\(error)".contains("'encoder.h.weight' with shape [3, 2, 4, 5], but the model's is [5, 4, 3, 2] (TensorFlow's"), "\(error)")
+            XCTAssertTrue("\(error)".contains("'decoder.u.weight' with shape [3, 2, 3, 3], but the model's is [2, 3, 3, 3] (a Conv2d weight for a ConvTranspose2d"), "\(error)")
         }
     }
 

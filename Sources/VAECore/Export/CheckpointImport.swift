@@ -51,6 +51,20 @@ public enum CheckpointImport {
                        step: resolvedStep, epoch: resolvedEpoch)
     }
 
+    /// A guess at why a weight has the right values in another layout: vaec keeps PyTorch's layouts.
+    static func layoutHint(_ shape: [Int], _ expected: [Int]) -> String {
+        switch expected.count {
+        case 2 where shape == expected.reversed():
+            return " (transposed? vaec's weights are [out, in])"
+        case 4 where shape == [expected[2], expected[3], expected[1], expected[0]]:
+            return " (TensorFlow's [kh, kw, …] layout? vaec's convolution weights are PyTorch's: Conv2d [out, in, kh, kw], ConvTranspose2d [in, out, kh, kw])"
+        case 4 where shape == [expected[1], expected[0], expected[2], expected[3]]:
+            return " (a Conv2d weight for a ConvTranspose2d, or the reverse? Conv2d's is [out, in, kh, kw], ConvTranspose2d's [in, out, kh, kw])"
+        default:
+            return ""
+        }
+    }
+
     /// Every parameter with its shape and nothing else; all problems in one message.
     static func check(_ file: SafeTensors, model: ModelSpec, path: String) throws {
         var problems: [String] = []
@@ -60,8 +74,7 @@ public enum CheckpointImport {
                 continue
             }
             if tensor.shape != spec.dims {
-                let hint = tensor.shape.count == 2 && tensor.shape.reversed() == spec.dims ? " (transposed? vaec's weights are [out, in])" : ""
-                problems.append("holds '\(spec.name)' with shape \(tensor.shape), but the model's is \(spec.dims)\(hint)")
+                problems.append("holds '\(spec.name)' with shape \(tensor.shape), but the model's is \(spec.dims)\(layoutHint(tensor.shape, spec.dims))")
             }
         }
         let known = Set(model.parameters.map(\.name))

@@ -18,10 +18,17 @@ indirect enum PyTerm {
     case binary(BinaryOperator, PyTerm, PyTerm)
     /// An elementwise function by its `.vae` name (relu, sigmoid, …, softplus, log).
     case function(String, PyTerm)
-    /// A dense layer with bias, by its parameter prefix (`encoder.h`).
-    case linear(String, PyTerm)
+    /// A layer with weight and bias (dense or convolutional) applied to its input.
+    case layer(LayerPlan, PyTerm)
+    /// flatten(x): [B, C, H, W] → [B, C·H·W] in PyTorch's order (vaec's `flatten`); a vector as it is.
+    case flatten(PyTerm)
+    /// reshape(x, dims): [B, …] → [B, dims…], the values in PyTorch's order.
+    case reshape([Int], PyTerm)
     /// A learned tensor used as is (a learned log σ).
     case parameter(String)
+    /// A parameter vaec stores channels-last, [H, W, C] (a learned per-pixel scale of an image input),
+    /// where the module's image is [C, H, W].
+    case channelsFirst(PyTerm)
 
     /// The definition behind locals.
     var resolved: PyTerm {
@@ -34,7 +41,14 @@ indirect enum PyTerm {
 protocol PythonDialect {
     /// `name(argument)` for a `.vae` elementwise function.
     func function(_ name: String, _ argument: String) -> String
-    func linear(_ layer: String, _ input: String) -> String
+    /// A dense or convolutional layer applied to `input` (padding and cropping included).
+    func layer(_ layer: LayerPlan, _ input: String) -> String
+    /// [B, C, H, W] → [B, C·H·W], PyTorch's `x.flatten(1)`.
+    func flatten(_ input: String) -> String
+    /// [H, W, C] → [C, H, W].
+    func channelsFirst(_ input: String) -> String
+    /// The array namespace (`torch`, `jnp`): `reshape` is spelled the same in both.
+    var arrayModule: String { get }
     func parameter(_ name: String) -> String
 }
 
@@ -57,8 +71,12 @@ extension PyTerm {
             let right = r.precedence <= p ? "(\(r.text))" : r.text
             return ("\(left) \(op.rawValue) \(right)", p)
         case .function(let name, let argument): return (d.function(name, argument.render(d)), 4)
-        case .linear(let layer, let input): return (d.linear(layer, input.render(d)), 4)
+        case .layer(let layer, let input): return (d.layer(layer, input.render(d)), 4)
+        case .flatten(let input): return (d.flatten(input.render(d)), 4)
+        case .reshape(let dims, let input):
+            return ("\(d.arrayModule).reshape(\(input.render(d)), \(Python.tuple([-1] + dims)))", 4)
         case .parameter(let name): return (d.parameter(name), 4)
+        case .channelsFirst(let input): return (d.channelsFirst(input.render(d)), 4)
         }
     }
 
@@ -93,6 +111,8 @@ struct StatementPlan {
     var anchor: String
     /// The statement as written, for the comments that echo it.
     var source: String
+    /// Comments the exporter adds before the statement (how a convolution's padding is done).
+    var notes: [String] = []
 }
 
 struct BlockPlan {
@@ -100,14 +120,6 @@ struct BlockPlan {
     var header: String          // "encoder q(z | x)"
     var argument: String        // the Python name of the function's argument
     var statements: [StatementPlan]
-}
-
-/// A linear layer: its parameter prefix, sizes, and the statement it belongs to.
-struct LayerPlan {
-    var name: String
-    var inFeatures: Int
-    var outFeatures: Int
-    var source: String
 }
 
 /// Everything both Python targets generate from: the checked model, its syntax translated to Python
@@ -119,6 +131,8 @@ struct ExportPlan {
     var encoder: BlockPlan
     var decoder: BlockPlan
     var layers: [LayerPlan] = []
+    /// The geometry vaec compiled for each convolution layer, by layer name.
+    private let geometries: [String: ConvGeometry]
     /// Comments placed on anchors ("model", "input", "latent", "encoder", "encoder.0", …, "objective.beta",
     /// "train.batch"); `unplaced` are those after the last anchor.
     var comments: [String: (before: [String], trailing: String?)] = [:]
@@ -131,6 +145,7 @@ struct ExportPlan {
         model = result.model
         ast = result.ast
         source = SourceFile(path: result.model.sourcePath, text: result.model.sourceText)
+        geometries = Self.convolutionGeometries(result.gradientGraph)
         guard let encoderBlock = ast.encoders.first, let decoderBlock = ast.decoders.first else {
             throw ExportError("\(source.path): the model has no encoder or decoder to export")
         }
@@ -162,6 +177,7 @@ struct ExportPlan {
         var taken = reserved.union([argument])
         for (index, statement) in block.statements.enumerated() {
             let anchor = "\(kind).\(index)"
+            let layersBefore = layers.count
             switch statement {
             case .assign(let name, let expression):
                 var namer = LayerNamer(base: "\(kind).\(name.name)", expression: expression)
@@ -178,6 +194,7 @@ struct ExportPlan {
                     : try likelihood(call, scope: scope, statement: range)
                 plan.statements.append(StatementPlan(kind: statementKind, anchor: anchor, source: text(range)))
             }
+            plan.statements[plan.statements.count - 1].notes = layers[layersBefore...].compactMap(\.paddingNote)
         }
         return plan
     }
@@ -200,6 +217,8 @@ struct ExportPlan {
         case .number(let v, _): return .number(v)
         case .string(_, let range):
             throw ExportError("\(source.path):\(line(range)): a string is not a tensor")
+        case .list(_, let range):
+            throw ExportError("\(source.path):\(line(range)): a list is not a tensor")
         case .name(let id):
             guard let term = scope[id.name] else { throw ExportError("\(source.path):\(line(id.range)): unknown name '\(id.name)'") }
             return term
@@ -210,21 +229,19 @@ struct ExportPlan {
             return .binary(op, left, try lower(b, scope: scope, namer: &namer, statement: statement))
         case .call(let call):
             let name = call.callee.name
-            if name == "linear" {
-                let args = Self.arguments(call, Functions.linear.parameters)
-                guard let inputExpression = args["input"] else {
-                    throw ExportError("\(source.path):\(line(call.range)): linear needs an input")
+            if Functions.layers.contains(name) { return try layer(call, scope: scope, namer: &namer, statement: statement) }
+            if name == "flatten" || name == "reshape" {
+                let args = Self.arguments(call, ["x", "shape"])
+                guard let x = args["x"] else { throw ExportError("\(source.path):\(line(call.range)): \(name) needs an input") }
+                let input = try lower(x, scope: scope, namer: &namer, statement: statement)
+                if name == "flatten" { return .flatten(input) }
+                guard case .list(let items, _)? = args["shape"] else {
+                    throw ExportError("\(source.path):\(line(call.range)): reshape needs a shape, as in reshape(h, [64, 7, 7])")
                 }
-                // The checker lowers the input before it names the layer, so nested layers are numbered
-                // inside out; the same order here gives the same names.
-                let input = try lower(inputExpression, scope: scope, namer: &namer, statement: statement)
-                var layer: String
-                if case .string(let s, _)? = args["name"] { layer = s } else { layer = namer.nextName() }
-                guard let weight = model.parameters.first(where: { $0.name == "\(layer).weight" }), weight.dims.count == 2 else {
-                    throw ExportError("\(source.path):\(line(call.range)): the layer '\(layer)' is not among the model's parameters")
-                }
-                layers.append(LayerPlan(name: layer, inFeatures: weight.dims[1], outFeatures: weight.dims[0], source: text(statement)))
-                return .linear(layer, input)
+                let folder = Checker(source: source)   // folds `7 * 7 * 64` as the checker did
+                let dims = items.compactMap { folder.constantValue($0) }.map { Int($0) }
+                guard dims.count == items.count else { throw ExportError("\(source.path):\(line(call.range)): reshape's shape must be numbers") }
+                return .reshape(dims, input)
             }
             guard Functions.elementwise[name] != nil, let argument = Self.arguments(call, ["x"])["x"] else {
                 throw ExportError("\(source.path):\(line(call.range)): unknown function '\(name)'")
@@ -232,6 +249,52 @@ struct ExportPlan {
             let inner = try lower(argument, scope: scope, namer: &namer, statement: statement)
             return name == "log" ? PyTerm.stableLog(inner) : .function(name, inner)
         }
+    }
+
+    /// linear, conv2d or conv_transpose2d: the layer the checker made, by the name it gave.
+    private mutating func layer(_ call: Call, scope: [String: PyTerm], namer: inout LayerNamer, statement: SourceRange) throws -> PyTerm {
+        let function = call.callee.name
+        let args = Self.arguments(call, Functions.signature(of: function)?.parameters ?? [])
+        guard let inputExpression = args["input"] else {
+            throw ExportError("\(source.path):\(line(call.range)): \(function) needs an input")
+        }
+        // The checker lowers the input before it names the layer, so nested layers are numbered
+        // inside out; the same order here gives the same names.
+        let input = try lower(inputExpression, scope: scope, namer: &namer, statement: statement)
+        var name: String
+        if case .string(let s, _)? = args["name"] { name = s } else { name = namer.nextName() }
+        let weight = model.parameters.first { $0.name == "\(name).weight" }
+        let kind: LayerPlan.Kind?
+        switch (function, weight?.dims.count, geometries[name]) {
+        case ("linear", 2, _): kind = .linear
+        case ("conv2d", 4, let g?): kind = .convolution(g)
+        case ("conv_transpose2d", 4, let g?): kind = .transposedConvolution(g)
+        default: kind = nil
+        }
+        guard let weight, let kind else {
+            throw ExportError("\(source.path):\(line(call.range)): the layer '\(name)' is not among the model's parameters as a \(function)")
+        }
+        // Weights are [out, in, …] but a transposed convolution's, [in, out, kh, kw] as PyTorch's ConvTranspose2d.
+        let (inputs, outputs) = function == "conv_transpose2d" ? (weight.dims[0], weight.dims[1]) : (weight.dims[1], weight.dims[0])
+        let plan = LayerPlan(name: name, kind: kind, inputs: inputs, outputs: outputs, source: text(statement))
+        layers.append(plan)
+        return .layer(plan, input)
+    }
+
+    /// Each convolution layer's geometry as the checker compiled it: the op that reads the layer's weight.
+    static func convolutionGeometries(_ graph: Graph) -> [String: ConvGeometry] {
+        var found: [String: ConvGeometry] = [:]
+        for node in graph.nodes {
+            let geometry: ConvGeometry
+            switch node.op {
+            case .conv2d(let g), .conv2dTransposed(let g): geometry = g
+            default: continue
+            }
+            // Forward and gradient ops of one layer share its geometry; the weight is the second operand.
+            guard node.operands.count == 2, case .parameter(let weight) = graph[node.operands[1]].op, weight.hasSuffix(".weight") else { continue }
+            found[String(weight.dropLast(".weight".count))] = geometry
+        }
+        return found
     }
 
     private mutating func lowered(_ e: Expression?, base: String, scope: [String: PyTerm], statement: SourceRange) throws -> PyTerm {
@@ -257,7 +320,11 @@ struct ExportPlan {
         func scale(_ source: ScaleSource, _ label: String, _ e: Expression?) throws -> [(String, PyTerm)] {
             switch source {
             case .fixed, .optimal: return []
-            case .learned, .learnedPerFeature: return [("log_\(label)", .parameter("\(base).log_\(label)"))]
+            case .learned: return [("log_\(label)", .parameter("\(base).log_\(label)"))]
+            case .learnedPerFeature:
+                // vaec keeps a per-pixel scale of an image in its own layout, [H, W, C].
+                let parameter = PyTerm.parameter("\(base).log_\(label)")
+                return [("log_\(label)", model.input.isImage ? .channelsFirst(parameter) : parameter)]
             case .predicted:
                 return [("log_\(label)", PyTerm.stableLog(try lowered(e, base: "\(base).\(label)", scope: scope, statement: statement)))]
             }

@@ -21,8 +21,9 @@ protocol PythonTarget: PythonDialect {
     var arrays: ArrayDialect { get }
     /// The lines after the module docstring that show how to use it.
     func usage(module: String) -> String
-    func writeImports(_ w: PythonWriter)
-    /// f32, sum_features, sum_batch and the special functions the loss needs.
+    /// After the standard library's and numpy's (`Exporter.writeImports`).
+    var frameworkImports: [String] { get }
+    /// The special functions the loss needs (after `Exporter.writeArrayHelpers`).
     func writeHelpers(_ w: PythonWriter, plan: ExportPlan)
     /// The encoder and decoder with their parameters.
     func writeNetwork(_ w: PythonWriter, plan: ExportPlan) throws
@@ -30,8 +31,12 @@ protocol PythonTarget: PythonDialect {
     func writeLossTerms(_ w: PythonWriter, plan: ExportPlan, loss: PythonLoss)
     /// `_numpy_parameters` and `load_vaec_checkpoint` in the target's arrays.
     func writeCheckpointAdapters(_ w: PythonWriter)
-    /// The optimizer, `train_step`, `evaluate`, `train` and the command line.
+    /// The optimizer and `train_step`, then `PythonTraining`'s `evaluate`, `train` and command line.
     func writeTraining(_ w: PythonWriter, plan: ExportPlan)
+}
+
+extension PythonTarget {
+    var arrayModule: String { arrays.xp }
 }
 
 /// Writes a checked model as a Python module for PyTorch or JAX: the encoder and decoder named after the
@@ -49,7 +54,7 @@ public enum Exporter {
         \(model.name): the model of \((model.sourcePath as NSString).lastPathComponent) for \(generator.title), written by `vaec export --to \(target.rawValue)` (vaec \(VAECVersion.current)).
 
         The encoder and decoder keep the model file's names (locals, layers, parameters: the keys are vaec's
-        checkpoint names, with PyTorch's [out, in] weights) and carry its comments. The loss is the one vaec
+        checkpoint names, with weights in PyTorch's layouts) and carry its comments. The loss is the one vaec
         compiles, term for term and in float32: likelihood \(model.likelihood.summary), KL \(model.objective.kl.rawValue),
         reconstruction \(model.objective.reconstruction.rawValue), kl_reduction \(model.objective.klReduction.rawValue), batch \(model.objective.batch.rawValue), \(model.objective.beta.summary).
         Re-export rather than edit: `vaec export \((model.sourcePath as NSString).lastPathComponent) --to \(target.rawValue) -o \(moduleName).py`.
@@ -57,7 +62,7 @@ public enum Exporter {
         \(generator.usage(module: moduleName))
         """)
         w.blank()
-        generator.writeImports(w)
+        writeImports(w, generator)
         w.blank(2)
         writeConstants(w, plan: plan, modelDirectory: modelDirectory)
         w.blank(2)
@@ -65,6 +70,7 @@ public enum Exporter {
         try generator.writeNetwork(w, plan: plan)
         w.blank(2)
         section(w, "The loss, as vaec compiles it (Semantics/LossBuilder.swift)")
+        writeArrayHelpers(w, xp: generator.arrays.xp)
         generator.writeHelpers(w, plan: plan)
         w.blank(2)
         let loss = PythonLoss(plan: plan, d: generator.arrays)
@@ -83,9 +89,9 @@ public enum Exporter {
         generator.writeCheckpointAdapters(w)
         w.blank(2)
         section(w, "Data and vaec's random stream")
-        w.verbatim(PythonRuntime.data)
+        w.verbatim(PythonRuntime.data(model.input))
         w.blank(2)
-        w.verbatim(PythonRuntime.randomStream)
+        w.verbatim(PythonRuntime.randomStream(model.input))
         w.blank(2)
         section(w, "Training")
         generator.writeTraining(w, plan: plan)
@@ -95,6 +101,39 @@ public enum Exporter {
             for c in plan.unplaced { w.comment(c) }
         }
         return w.text
+    }
+
+    /// The standard library modules every module imports.
+    static let standardModules = ["argparse", "csv", "json", "math", "os", "struct", "time", "zlib"]
+
+    /// Names every module's own code uses (imports, helpers, the likelihood's inputs `p`), which a
+    /// model's names must not shadow; each target adds its own.
+    static let sharedNames = Set(standardModules).union(["np", "f32", "sum_features", "sum_batch", "p"])
+
+    static func writeImports(_ w: PythonWriter, _ generator: PythonTarget) {
+        for module in standardModules { w.line("import \(module)") }
+        w.blank()
+        w.line("import numpy as np")
+        for line in generator.frameworkImports { w.line(line) }
+    }
+
+    /// f32, sum_features and sum_batch, spelled alike in torch and jax.numpy.
+    static func writeArrayHelpers(_ w: PythonWriter, xp: String) {
+        w.verbatim("""
+        def f32(v):
+            \"\"\"A number as the float32 scalar vaec computes with (hypers are Float in vaec).\"\"\"
+            return \(xp).asarray(v, dtype=\(xp).float32)
+
+
+        def sum_features(t):
+            \"\"\"Σ over the feature axes: [batch, …] → [batch] (vaec's sum_features).\"\"\"
+            return t.sum(axis=tuple(range(1, t.ndim)))
+
+
+        def sum_batch(t):
+            \"\"\"Σ over the batch axis (vaec's sum_batch).\"\"\"
+            return t.sum(axis=0)
+        """)
     }
 
     static func section(_ w: PythonWriter, _ title: String) {
@@ -171,8 +210,9 @@ public enum Exporter {
         }
         w.line("}")
         w.blank()
-        w.comment("vaec's parameters in its order: name → (shape, initialisation). Weights are [out, in] as in PyTorch;")
-        w.comment("(\"uniform\", b) is U(−b, b) with b = 1/√fan_in, torch.nn.Linear's default.")
+        w.comment("vaec's parameters in its order: name → (shape, initialisation). Weights are in PyTorch's layouts")
+        w.comment("(Linear [out, in], Conv2d [out, in, kh, kw], ConvTranspose2d [in, out, kh, kw]);")
+        w.comment("(\"uniform\", b) is U(−b, b) with b = 1/√fan_in, PyTorch's default for these layers.")
         w.line("PARAMETERS = {")
         w.indented {
             for p in model.parameters {

@@ -5,8 +5,7 @@ struct JAXTarget: PythonTarget {
     let target = ExportTarget.jax
 
     var reserved: Set<String> {
-        ["jax", "jnp", "np", "math", "os", "csv", "json", "struct", "time", "zlib", "argparse", "params", "linear",
-         "f32", "sum_features", "sum_batch", "p"]
+        Exporter.sharedNames.union(["jax", "jnp", "params", "linear", "conv2d", "conv_transpose2d", "flatten"])
     }
 
     var arrays: ArrayDialect {
@@ -24,14 +23,31 @@ struct JAXTarget: PythonTarget {
         }
     }
 
-    func linear(_ layer: String, _ input: String) -> String { "linear(params, \(Python.string(layer)), \(input))" }
+    func layer(_ layer: LayerPlan, _ input: String) -> String {
+        let name = Python.string(layer.name)
+        switch layer.kind {
+        case .linear: return "linear(params, \(name), \(input))"
+        case .convolution(let g):
+            return "conv2d(params, \(name), \(input), stride=\(g.stride.pair), padding=\(Self.padding(g)))"
+        case .transposedConvolution(let g):
+            return "conv_transpose2d(params, \(name), \(input), stride=\(g.stride.pair), padding=\(Self.padding(g)))"
+        }
+    }
+
+    /// ((top, bottom), (left, right)): lax's explicit padding.
+    static func padding(_ g: ConvGeometry) -> String {
+        "((\(g.padBefore.height), \(g.padAfter.height)), (\(g.padBefore.width), \(g.padAfter.width)))"
+    }
+
+    func flatten(_ input: String) -> String { "flatten(\(input))" }
+    func channelsFirst(_ input: String) -> String { "jnp.transpose(\(input), (2, 0, 1))" }
     func parameter(_ name: String) -> String { "params[\(Python.string(name))]" }
 
     func usage(module: String) -> String {
         """
             import jax, \(module)
             params = \(module).load_vaec_checkpoint("runs/…/checkpoint.safetensors")   # {name: array}, a pytree
-            terms, grads = \(module).loss_and_grads(params, x, eps, {"beta": 1.0})    # x [B, features], eps [B, latents]
+            terms, grads = \(module).loss_and_grads(params, x, eps, {"beta": 1.0})    # x [B, *INPUT_SHAPE], eps [B, latents]
             opt_state = \(module).adam_init(params)
             params, opt_state, terms = \(module).train_step(params, opt_state, x, eps, hypers)
             \(module).save_vaec_checkpoint("trained.safetensors", params, step=…)     # vaec eval/report read it
@@ -40,21 +56,7 @@ struct JAXTarget: PythonTarget {
         """
     }
 
-    func writeImports(_ w: PythonWriter) {
-        w.line("import argparse")
-        w.line("import csv")
-        w.line("import json")
-        w.line("import math")
-        w.line("import os")
-        w.line("import struct")
-        w.line("import time")
-        w.line("import zlib")
-        w.blank()
-        w.line("import numpy as np")
-        w.line("import jax")
-        w.line("import jax.numpy as jnp")
-        w.line("import jax.scipy.special")
-    }
+    var frameworkImports: [String] { ["import jax", "import jax.numpy as jnp", "import jax.scipy.special"] }
 
     func writeNetwork(_ w: PythonWriter, plan: ExportPlan) throws {
         w.verbatim("""
@@ -75,6 +77,10 @@ struct JAXTarget: PythonTarget {
             \"\"\"A dense layer with bias in PyTorch's layout: x·Wᵀ + b, W [out, in] = params[name + ".weight"].\"\"\"
             return x @ params[name + ".weight"].T + params[name + ".bias"]
         """)
+        if plan.layers.contains(where: { $0.geometry != nil }) {
+            w.blank(2)
+            w.verbatim(Self.imageHelpers)
+        }
         w.blank(2)
         PythonNetwork.writeFunction(w, plan.encoder, plan: plan, dialect: self, reserved: reserved,
                                     signature: "def encode(params, \(plan.encoder.argument)):")
@@ -83,22 +89,36 @@ struct JAXTarget: PythonTarget {
                                     signature: "def decode(params, \(plan.decoder.argument)):")
     }
 
+    /// Convolutions in PyTorch's layouts (images [B, C, H, W], weights as Conv2d's and ConvTranspose2d's)
+    /// with explicit zero padding, and PyTorch's flatten.
+    static let imageHelpers = """
+    def conv2d(params, name, x, stride, padding):
+        \"\"\"PyTorch's Conv2d: x [B, Ci, H, W] ⊛ W [Co, Ci, kh, kw] + b [Co], W = params[name + ".weight"], with
+        `padding` ((top, bottom), (left, right)) zeros around x.\"\"\"
+        y = jax.lax.conv_general_dilated(x, params[name + ".weight"], window_strides=stride, padding=padding,
+                                         dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        return y + params[name + ".bias"].reshape(1, -1, 1, 1)
+
+
+    def conv_transpose2d(params, name, x, stride, padding):
+        \"\"\"PyTorch's ConvTranspose2d (W [Ci, Co, kh, kw]) + b: the exact adjoint of the convolution with this
+        stride and `padding` ((top, bottom), (left, right)), i.e. x spread out by the stride (lhs_dilation) and
+        correlated with the flipped kernel, padded by kernel − 1 − padding on each side.\"\"\"
+        w = params[name + ".weight"]
+        kh, kw = w.shape[2], w.shape[3]
+        (top, bottom), (left, right) = padding
+        y = jax.lax.conv_general_dilated(x, jnp.flip(w, (2, 3)), window_strides=(1, 1),
+                                         padding=((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right)),
+                                         lhs_dilation=stride, dimension_numbers=("NCHW", "IOHW", "NCHW"))
+        return y + params[name + ".bias"].reshape(1, -1, 1, 1)
+
+
+    def flatten(x):
+        \"\"\"[B, C, H, W] → [B, C·H·W] in PyTorch's order (x.flatten(1)).\"\"\"
+        return x.reshape(x.shape[0], -1)
+    """
+
     func writeHelpers(_ w: PythonWriter, plan: ExportPlan) {
-        w.verbatim("""
-        def f32(v):
-            \"\"\"A number as the float32 scalar vaec computes with (hypers are Float in vaec).\"\"\"
-            return jnp.asarray(v, dtype=jnp.float32)
-
-
-        def sum_features(t):
-            \"\"\"Σ over the feature axes: [batch, …] → [batch] (vaec's sum_features).\"\"\"
-            return t.sum(axis=tuple(range(1, t.ndim)))
-
-
-        def sum_batch(t):
-            \"\"\"Σ over the batch axis (vaec's sum_batch).\"\"\"
-            return t.sum(axis=0)
-        """)
         guard case .continuousBernoulli = plan.model.likelihood else { return }
         w.blank(2)
         // JAX computes in float32 (double needs jax_enable_x64, a global switch), and XLA's tanh and expm1
@@ -164,7 +184,7 @@ struct JAXTarget: PythonTarget {
         w.line("def loss_terms(params, x, eps, hypers=None):")
         w.indented {
             w.docstring("""
-            (loss, metrics) for a batch x [B, \(model.input.featureCount)] and noise eps [B, \(model.latent.featureCount)] (z = μ + σ·ε; eps = 0 gives z = μ).
+            (loss, metrics) for a batch x [B, \(model.input.dims.map(String.init).joined(separator: ", "))] and noise eps [B, \(model.latent.featureCount)] (z = μ + σ·ε; eps = 0 gives z = μ).
             hypers: "beta", and for GECO "recon_weight" (λ), for capacity annealing "capacity" (BetaController.hypers).
             metrics: "reconstruction": Σ_batch −log p(x|z), "kl": Σ_batch KL, "kl_per_dim", in nats.
             """)
@@ -231,76 +251,12 @@ struct JAXTarget: PythonTarget {
 
 
         _metrics = jax.jit(lambda params, x, eps: loss_terms(params, x, eps)[1])
-
-
-        def evaluate(params, data, seed, chunk=500):
-            \"\"\"Mean reconstruction and KL per example over a data set (float32 [N, features]) with one posterior
-            sample per example, as vaec's Trainer.evaluate: chunks of 500, ε from vaec's stream for `seed`.\"\"\"
-            random = VaecRandom(int(seed) ^ 0x5EEDE7A1)
-            reconstruction = kl = 0.0
-            for first in range(0, len(data), chunk):
-                x = jnp.asarray(data[first:first + chunk])
-                eps = jnp.asarray(random.normal(len(x) * LATENTS).reshape((len(x),) + LATENT_SHAPE))
-                metrics = _metrics(params, x, eps)
-                reconstruction += float(metrics["reconstruction"])
-                kl += float(metrics["kl"])
-            return reconstruction / len(data), kl / len(data)
-
-
-        def train(epochs=None, out_dir=None, seed=None, log=print):
-            \"\"\"Trains with the model file's recipe as `vaec run` does, from vaec's random stream for the seed (the
-            same initial parameters, shuffles and ε, so the same run up to float32 rounding): a new shuffle each
-            epoch, the last partial batch dropped, one posterior sample per example, Adam; one line per epoch
-            with the train and test −ELBO in nats per example; writes out_dir/checkpoint.safetensors.\"\"\"
-            seed = TRAIN["seed"] if seed is None else seed
-            epochs = TRAIN["epochs"] if epochs is None else epochs
-            random = VaecRandom(seed)   # vaec's stream: its initial parameters, shuffles and ε
-            params = {name: jnp.asarray(value) for name, value in vaec_initial_parameters(random).items()}
-            opt_state = adam_init(params)
-            controller = BetaController()
-            source_x = load_data("data")
-            train_x = binarized(source_x, seed, 0)
-            test_x = binarized(load_data("test"), seed, -1) if TRAIN["test"] else None
-            batch = TRAIN["batch"]
-            steps_per_epoch = len(train_x) // batch
-            total = steps_per_epoch * epochs
-            step = 0
-            for epoch in range(1, epochs + 1):
-                start = time.time()
-                if TRAIN["binarize"] == "dynamic" and epoch > 1:
-                    train_x = binarized(source_x, seed, epoch - 1)   # a fresh draw each epoch
-                order = random.permutation(len(train_x))
-                reconstruction = kl = 0.0
-                for i in range(steps_per_epoch):
-                    x = jnp.asarray(train_x[order[i * batch:(i + 1) * batch]])
-                    eps = jnp.asarray(random.normal(batch * LATENTS).reshape((batch,) + LATENT_SHAPE))
-                    hypers = controller.hypers(step, steps_per_epoch, total)
-                    params, opt_state, terms = train_step(params, opt_state, x, eps, hypers)
-                    r, k = float(terms["reconstruction"]), float(terms["kl"])
-                    controller.observe(r / batch, k / batch)
-                    reconstruction += r
-                    kl += k
-                    step += 1
-                n = steps_per_epoch * batch
-                line = f"epoch {epoch:3d}  train -ELBO {(reconstruction + kl) / n:9.3f} (recon {reconstruction / n:8.3f}, KL {kl / n:7.3f})"
-                if test_x is not None:
-                    test_r, test_k = evaluate(params, test_x, seed + epoch)
-                    line += f"  test -ELBO {test_r + test_k:9.3f}"
-                beta = hypers.get("beta", 1.0) / hypers.get("recon_weight", 1.0)
-                log(line + f"  β {beta:.4g}  {time.time() - start:.1f} s")
-            if out_dir:
-                os.makedirs(out_dir, exist_ok=True)
-                save_vaec_checkpoint(os.path.join(out_dir, "checkpoint.safetensors"), params, step=step, epoch=epochs)
-            return params
-
-
-        if __name__ == "__main__":
-            parser = argparse.ArgumentParser(description=f"Train {MODEL_NAME} with the recipe of {MODEL_FILE}.")
-            parser.add_argument("--epochs", type=int, default=None)
-            parser.add_argument("--seed", type=int, default=None)
-            parser.add_argument("--out", default=None, help="where to write checkpoint.safetensors")
-            arguments = parser.parse_args()
-            train(arguments.epochs, arguments.out, arguments.seed)
         """)
+        w.blank(2)
+        PythonTraining.write(w, TrainingSpelling(
+            state: "params", array: "jnp.asarray", evaluateDecorator: nil, metrics: "_metrics(params, x, eps)",
+            setup: ["params = {name: jnp.asarray(value) for name, value in initial.items()}",
+                    "opt_state = adam_init(params)"],
+            step: "params, opt_state, terms = train_step(params, opt_state, x, eps, hypers)"))
     }
 }

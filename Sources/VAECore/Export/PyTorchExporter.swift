@@ -6,8 +6,7 @@ struct PyTorchTarget: PythonTarget {
     let target = ExportTarget.pytorch
 
     var reserved: Set<String> {
-        ["torch", "nn", "F", "np", "math", "os", "csv", "json", "struct", "time", "zlib", "argparse", "self",
-         "f32", "sum_features", "sum_batch", "p"]
+        Exporter.sharedNames.union(["torch", "nn", "F", "self"])
     }
 
     var arrays: ArrayDialect {
@@ -25,7 +24,24 @@ struct PyTorchTarget: PythonTarget {
         }
     }
 
-    func linear(_ layer: String, _ input: String) -> String { "\(ModuleTree.access(layer))(\(input))" }
+    /// The layer's module applied to the input. Padding PyTorch's layers take (the same zeros on both
+    /// sides) is the module's own; TensorFlow's odd zero after is an F.pad before a convolution, and a crop
+    /// of the full output after a transposed one.
+    func layer(_ layer: LayerPlan, _ input: String) -> String {
+        let module = ModuleTree.access(layer.name)
+        switch layer.kind {
+        case .convolution(let g) where !g.isSymmetric:
+            return "\(module)(F.pad(\(input), (\(g.padBefore.width), \(g.padAfter.width), \(g.padBefore.height), \(g.padAfter.height))))"
+        case .transposedConvolution(let g) where !g.isSymmetric:
+            let (top, left) = (g.padBefore.height, g.padBefore.width)
+            return "\(module)(\(input))[:, :, \(top):\(top + g.input.height), \(left):\(left + g.input.width)]"
+        case .linear, .convolution, .transposedConvolution:
+            return "\(module)(\(input))"
+        }
+    }
+
+    func flatten(_ input: String) -> String { "torch.flatten(\(input), 1)" }
+    func channelsFirst(_ input: String) -> String { "torch.permute(\(input), (2, 0, 1))" }
     func parameter(_ name: String) -> String { ModuleTree.access(name) }
 
     func usage(module: String) -> String {
@@ -33,28 +49,14 @@ struct PyTorchTarget: PythonTarget {
             import torch, \(module)
             model = \(module).Model()
             model.load_state_dict(\(module).load_vaec_checkpoint("runs/…/checkpoint.safetensors"))
-            terms, grads = \(module).loss_and_grads(model, x, eps, {"beta": 1.0})   # x [B, features], eps [B, latents]
+            terms, grads = \(module).loss_and_grads(model, x, eps, {"beta": 1.0})   # x [B, *INPUT_SHAPE], eps [B, latents]
             \(module).save_vaec_checkpoint("trained.safetensors", model, step=…)    # vaec eval/report read it
 
             python \(module).py [--epochs N] [--out DIR]     # trains with the model file's recipe
         """
     }
 
-    func writeImports(_ w: PythonWriter) {
-        w.line("import argparse")
-        w.line("import csv")
-        w.line("import json")
-        w.line("import math")
-        w.line("import os")
-        w.line("import struct")
-        w.line("import time")
-        w.line("import zlib")
-        w.blank()
-        w.line("import numpy as np")
-        w.line("import torch")
-        w.line("import torch.nn as nn")
-        w.line("import torch.nn.functional as F")
-    }
+    var frameworkImports: [String] { ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"] }
 
     func writeNetwork(_ w: PythonWriter, plan: ExportPlan) throws {
         let tree = try ModuleTree(plan: plan)
@@ -85,21 +87,6 @@ struct PyTorchTarget: PythonTarget {
     }
 
     func writeHelpers(_ w: PythonWriter, plan: ExportPlan) {
-        w.verbatim("""
-        def f32(v):
-            \"\"\"A number as the float32 scalar vaec computes with (hypers are Float in vaec).\"\"\"
-            return torch.as_tensor(v, dtype=torch.float32)
-
-
-        def sum_features(t):
-            \"\"\"Σ over the feature axes: [batch, …] → [batch] (vaec's sum_features).\"\"\"
-            return t.sum(dim=tuple(range(1, t.dim())))
-
-
-        def sum_batch(t):
-            \"\"\"Σ over the batch axis (vaec's sum_batch).\"\"\"
-            return t.sum(dim=0)
-        """)
         guard case .continuousBernoulli = plan.model.likelihood else { return }
         w.blank(2)
         w.verbatim("""
@@ -146,7 +133,7 @@ struct PyTorchTarget: PythonTarget {
         w.line("def loss_terms(model, x, eps, hypers=None):")
         w.indented {
             w.docstring("""
-            The loss and vaec's metrics for a batch x [B, \(model.input.featureCount)] and noise eps [B, \(model.latent.featureCount)] (z = μ + σ·ε; eps = 0 gives z = μ).
+            The loss and vaec's metrics for a batch x [B, \(model.input.dims.map(String.init).joined(separator: ", "))] and noise eps [B, \(model.latent.featureCount)] (z = μ + σ·ε; eps = 0 gives z = μ).
             hypers: "beta", and for GECO "recon_weight" (λ), for capacity annealing "capacity" (BetaController.hypers).
             Returns {"loss", "reconstruction": Σ_batch −log p(x|z), "kl": Σ_batch KL, "kl_per_dim"}, in nats.
             """)
@@ -207,79 +194,14 @@ struct PyTorchTarget: PythonTarget {
             terms["loss"].backward()
             optimizer.step()
             return {name: value.detach() for name, value in terms.items()}
-
-
-        @torch.no_grad()
-        def evaluate(model, data, seed, chunk=500):
-            \"\"\"Mean reconstruction and KL per example over a data set (float32 [N, features]) with one posterior
-            sample per example, as vaec's Trainer.evaluate: chunks of 500, ε from vaec's stream for `seed`.\"\"\"
-            random = VaecRandom(int(seed) ^ 0x5EEDE7A1)
-            reconstruction = kl = 0.0
-            for first in range(0, len(data), chunk):
-                x = torch.from_numpy(np.ascontiguousarray(data[first:first + chunk]))
-                eps = torch.from_numpy(random.normal(len(x) * LATENTS).reshape((len(x),) + LATENT_SHAPE))
-                terms = model(x, eps)
-                reconstruction += float(terms["reconstruction"])
-                kl += float(terms["kl"])
-            return reconstruction / len(data), kl / len(data)
-
-
-        def train(epochs=None, out_dir=None, seed=None, log=print):
-            \"\"\"Trains with the model file's recipe as `vaec run` does, from vaec's random stream for the seed (the
-            same initial parameters, shuffles and ε, so the same run up to float32 rounding): a new shuffle each
-            epoch, the last partial batch dropped, one posterior sample per example, Adam; one line per epoch
-            with the train and test −ELBO in nats per example; writes out_dir/checkpoint.safetensors.\"\"\"
-            seed = TRAIN["seed"] if seed is None else seed
-            epochs = TRAIN["epochs"] if epochs is None else epochs
-            random = VaecRandom(seed)   # vaec's stream: its initial parameters, shuffles and ε
-            model = Model()
-            model.load_state_dict({name: torch.from_numpy(value) for name, value in vaec_initial_parameters(random).items()})
-            optimizer = make_optimizer(model)
-            controller = BetaController()
-            source_x = load_data("data")
-            train_x = binarized(source_x, seed, 0)
-            test_x = binarized(load_data("test"), seed, -1) if TRAIN["test"] else None
-            batch = TRAIN["batch"]
-            steps_per_epoch = len(train_x) // batch
-            total = steps_per_epoch * epochs
-            step = 0
-            for epoch in range(1, epochs + 1):
-                start = time.time()
-                if TRAIN["binarize"] == "dynamic" and epoch > 1:
-                    train_x = binarized(source_x, seed, epoch - 1)   # a fresh draw each epoch
-                order = random.permutation(len(train_x))
-                reconstruction = kl = 0.0
-                for i in range(steps_per_epoch):
-                    x = torch.from_numpy(train_x[order[i * batch:(i + 1) * batch]])
-                    eps = torch.from_numpy(random.normal(batch * LATENTS).reshape((batch,) + LATENT_SHAPE))
-                    hypers = controller.hypers(step, steps_per_epoch, total)
-                    terms = train_step(model, optimizer, x, eps, hypers)
-                    r, k = float(terms["reconstruction"]), float(terms["kl"])
-                    controller.observe(r / batch, k / batch)
-                    reconstruction += r
-                    kl += k
-                    step += 1
-                n = steps_per_epoch * batch
-                line = f"epoch {epoch:3d}  train -ELBO {(reconstruction + kl) / n:9.3f} (recon {reconstruction / n:8.3f}, KL {kl / n:7.3f})"
-                if test_x is not None:
-                    test_r, test_k = evaluate(model, test_x, seed + epoch)
-                    line += f"  test -ELBO {test_r + test_k:9.3f}"
-                beta = hypers.get("beta", 1.0) / hypers.get("recon_weight", 1.0)
-                log(line + f"  β {beta:.4g}  {time.time() - start:.1f} s")
-            if out_dir:
-                os.makedirs(out_dir, exist_ok=True)
-                save_vaec_checkpoint(os.path.join(out_dir, "checkpoint.safetensors"), model, step=step, epoch=epochs)
-            return model
-
-
-        if __name__ == "__main__":
-            parser = argparse.ArgumentParser(description=f"Train {MODEL_NAME} with the recipe of {MODEL_FILE}.")
-            parser.add_argument("--epochs", type=int, default=None)
-            parser.add_argument("--seed", type=int, default=None)
-            parser.add_argument("--out", default=None, help="where to write checkpoint.safetensors")
-            arguments = parser.parse_args()
-            train(arguments.epochs, arguments.out, arguments.seed)
         """)
+        w.blank(2)
+        PythonTraining.write(w, TrainingSpelling(
+            state: "model", array: "torch.from_numpy", evaluateDecorator: "@torch.no_grad()", metrics: "model(x, eps)",
+            setup: ["model = Model()",
+                    "model.load_state_dict({name: torch.from_numpy(value) for name, value in initial.items()})",
+                    "optimizer = make_optimizer(model)"],
+            step: "terms = train_step(model, optimizer, x, eps, hypers)"))
     }
 }
 
@@ -378,13 +300,29 @@ struct ModuleTree {
         }
     }
 
+    /// `nn.Linear(784, 400)`, `nn.Conv2d(1, 32, kernel_size=3, stride=2)`: the weight layouts are vaec's.
+    /// Symmetric padding is the layer's; asymmetric padding is done in the forward code (`PyTorchTarget.layer`).
+    static func construction(_ layer: LayerPlan) -> String {
+        func convolution(_ module: String, _ g: ConvGeometry) -> String {
+            var arguments = ["\(layer.inputs)", "\(layer.outputs)", "kernel_size=\(g.kernel.compact)"]
+            if g.stride != Size2(1, 1) { arguments.append("stride=\(g.stride.compact)") }
+            if g.isSymmetric && g.padBefore != Size2(0, 0) { arguments.append("padding=\(g.padBefore.compact)") }
+            return "nn.\(module)(\(arguments.joined(separator: ", ")))"
+        }
+        switch layer.kind {
+        case .linear: return "nn.Linear(\(layer.inputs), \(layer.outputs))"
+        case .convolution(let g): return convolution("Conv2d", g)
+        case .transposedConvolution(let g): return convolution("ConvTranspose2d", g)
+        }
+    }
+
     func writeConstruction(_ w: PythonWriter) throws {
         func visit(_ node: Node, _ path: String) {
             for (key, child) in node.children {
                 let full = path.isEmpty ? key : "\(path).\(key)"
                 let target = Self.access(full)
                 if let layer = child.layer {
-                    w.line("\(target) = nn.Linear(\(layer.inFeatures), \(layer.outFeatures))", comment: layer.source)
+                    w.line("\(target) = \(Self.construction(layer))", comment: layer.source)
                 } else if let p = child.parameter {
                     let shape = p.dims.isEmpty ? "()" : Python.tuple(p.dims)
                     let initial: String = switch p.initialization {

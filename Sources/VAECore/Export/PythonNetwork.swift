@@ -19,7 +19,8 @@ enum PythonNetwork {
                 return nil
             }).union([block.argument]).union(reserved)
             for statement in block.statements {
-                let comments = plan.carried(statement.anchor)
+                var comments = plan.carried(statement.anchor)
+                comments.before += statement.notes
                 switch statement.kind {
                 case .assign(let name, let term):
                     w.line("\(name) = \(term.render(dialect))", carrying: comments)

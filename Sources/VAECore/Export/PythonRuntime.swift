@@ -126,9 +126,20 @@ enum PythonRuntime {
     }
 
     /// The train block's data files, read and scaled as `Dataset.load` does (values converted to float32,
-    /// then multiplied by the float32 scale).
-    static var data: String {
-        """
+    /// then multiplied by the float32 scale), as [examples, *INPUT_SHAPE]: an image [N, C, H, W].
+    static func data(_ input: InputSpec) -> String {
+        // vaec holds an image of several channels channels-last and reads a file [N, H, W, C] as such
+        // (`Dataset.storedRows`); any other file is in PyTorch's order.
+        var layout = "values = values.reshape((len(raw),) + INPUT_SHAPE)"
+        if input.isImage && input.dims[0] > 1 {
+            let (c, h, w) = (input.dims[0], input.dims[1], input.dims[2])
+            layout = """
+            if tuple(np.shape(raw)[1:]) == (\(h), \(w), \(c)):   # TensorFlow's [N, H, W, C]
+                values = np.ascontiguousarray(values.reshape(len(raw), \(h), \(w), \(c)).transpose(0, 3, 1, 2))
+            \(layout)
+            """
+        }
+        return """
         def read_idx(path):
             \"\"\"An IDX file (MNIST's format) as a numpy array.\"\"\"
             with open(path, "rb") as f:
@@ -160,7 +171,7 @@ enum PythonRuntime {
 
 
         def load_data(which="data", path=None):
-            \"\"\"The train block's `data:` or `test:` set as float32 [examples, features], scaled as vaec scales
+            \"\"\"The train block's `data:` or `test:` set as float32 [examples, *INPUT_SHAPE], scaled as vaec scales
             it. Paths are relative to the model file's folder (MODEL_DIR), or give `path`.\"\"\"
             source = TRAIN[which]
             if source is None:
@@ -171,14 +182,21 @@ enum PythonRuntime {
             values = np.asarray(raw).reshape(len(raw), -1).astype(np.float32)
             if values.shape[1] != FEATURES:
                 raise ValueError(f"{file}: holds {values.shape[1]} values per example, but the input has {FEATURES}")
+            \(layout.replacingOccurrences(of: "\n", with: "\n    "))
             return values if scale == 1 else values * np.float32(scale)
         """
     }
 
     /// vaec's random stream (`RandomSource`) and what vaec draws from it, so that the exported training
     /// starts from vaec's very parameters and sees vaec's shuffles and ε: the same run up to float32 rounding.
-    static var randomStream: String {
-        """
+    static func randomStream(_ input: InputSpec) -> String {
+        // vaec draws a dynamic binarisation's uniforms in its own layout, channels-last for an image of
+        // several channels.
+        var draws = "VaecRandom(draw).uniform(values.size).reshape(values.shape)"
+        if input.isImage && input.dims[0] > 1 {
+            draws = "VaecRandom(draw).uniform(values.size).reshape(len(values), \(input.dims[1]), \(input.dims[2]), \(input.dims[0])).transpose(0, 3, 1, 2)"
+        }
+        return """
         class VaecRandom:
             \"\"\"vaec's random stream (Training/RandomSource.swift): xoshiro256** seeded through SplitMix64, with
             vaec's uniform (24 bits), index (Lemire's multiply-shift), permutation (Fisher–Yates) and normal
@@ -245,7 +263,7 @@ enum PythonRuntime {
                 return (values > np.float32(setting)).astype(np.float32)
             mask = VaecRandom.MASK
             draw = ((int(seed) * 0x9E3779B97F4A7C15) & mask) ^ (int(epoch) & mask) ^ 0xB1A7
-            return (VaecRandom(draw).uniform(values.size).reshape(values.shape) < values).astype(np.float32)
+            return (\(draws) < values).astype(np.float32)
 
 
         def vaec_initial_parameters(random):
