@@ -142,6 +142,49 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// A stored m×k with k steps where a whole 8-row panel is zero (sparse inputs like MNIST pixels)
+    /// takes the sparse row-pointer kernel, which skips those steps. It must give the values of the
+    /// dense path (forced by a leading dimension that is a multiple of 64, which packs A), for any
+    /// thread count; and with a non-finite value in B it must not skip (0·inf is NaN): the NaNs of
+    /// the reference appear in the same places.
+    func testSparseAGivesTheDenseValues() {
+        let (m, n, k) = (40, 260, 400)   // two k-blocks, a narrow tail panel, above the threading threshold
+        var rng = LCG(state: 7)
+        func sparseA(lda: Int) -> [Float] {
+            var a = [Float](repeating: 0, count: m * lda)
+            var values = LCG(state: 11)
+            for i in 0..<m {
+                for p in 0..<k {
+                    let v = values.next()
+                    // Two k steps in three are zero in every row; a quarter of the others too.
+                    a[i * lda + p] = p % 3 != 0 || abs(v) < 0.25 ? 0 : v
+                }
+            }
+            return a
+        }
+        let ldb = k + 5
+        var b = rng.fill(n * ldb)
+        func multiply(lda: Int, threads: Int) -> [Float] {
+            let a = sparseA(lda: lda)
+            var c = [Float](repeating: .nan, count: m * n)
+            GEMM.multiply(transposeA: false, transposeB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: 0, c: &c, ldc: n, threads: threads)
+            return c
+        }
+        func same(_ x: [Float], _ y: [Float]) -> Bool {
+            zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+        }
+        let dense = multiply(lda: 448, threads: 1)
+        XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), dense), "sparse vs dense")
+        XCTAssertTrue(same(multiply(lda: k + 3, threads: 2), dense), "sparse (2 threads) vs dense")
+
+        // inf in B at a step that is zero in every row: the dense product has NaN in that column.
+        b[7 * ldb + 1] = .infinity
+        let denseInf = multiply(lda: 448, threads: 1)
+        XCTAssertTrue((0..<m).allSatisfy { denseInf[$0 * n + 7].isNaN })
+        XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), denseInf), "non-finite B: no step may be skipped")
+    }
+
     /// The VAE shapes the runtime uses, scaled down in the batch dimension.
     func testVAELikeShapes() {
         let batch = 16
