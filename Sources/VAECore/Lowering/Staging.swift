@@ -64,6 +64,7 @@ struct Staging: Sendable {
             if members.count == 1 {
                 switch kernels[first] {
                 case .matrix: split = flops(first) >= Self.parallelFlops
+                case .standalone: split = true   // an image kernel cuts itself into tasks, by examples
                 case .fused(let f): split = f.domain.elementCount(batch: batch) >= Self.parallelElements
                 }
             }
@@ -92,11 +93,19 @@ struct Staging: Sendable {
         guard next.kernels.count == 1, case .fused(let f) = program.kernels[next.kernels[0]] else { return nil }
         let inStage = Set(stage.kernels)
         let sources = Set(f.inputs.compactMap { input in producer[input.value].flatMap { inStage.contains($0) ? $0 : nil } })
-        guard sources.count == 1, let product = sources.first, case .matrix(let m) = program.kernels[product] else { return nil }
+        guard sources.count == 1, let product = sources.first else { return nil }
         // Everything else it reads exists before the stage.
         for input in f.inputs where producer[input.value] != product {
             if let p = producer[input.value], let s = stageOf[p], s >= index { return nil }
         }
+        if case .standalone(let image) = program.kernels[product] {
+            // Run by the image kernel after each range of examples it computes (the bias and the
+            // activation after a convolution): whole rows of its result, so no column sums.
+            guard ImageKernels.acceptsEpilogue(image.op), f.columnSums.isEmpty,
+                  f.domain == program.graph[image.node].shape else { return nil }
+            return (product, next.kernels[0])
+        }
+        guard case .matrix(let m) = program.kernels[product] else { return nil }
         if stage.split {
             // Cut by the product's columns: the kernel's rows must be the product's rows.
             let fromProduct = f.inputs.filter { $0.value == m.node }

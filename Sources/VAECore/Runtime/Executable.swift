@@ -179,6 +179,8 @@ public final class Executable {
         case .matrix(let m):
             let d = m.dimensions(graph, batch: batch)
             return "\(m.op.mnemonic) %\(m.node) \(d.m)×\(d.n)×\(d.k)"
+        case .standalone(let s):
+            return "\(s.op.mnemonic) %\(s.node) \(graph[s.node].shape)"
         case .fused(let f):
             return "fused \(f.domain) \(f.nodes.count) ops %\(f.nodes.first!)…%\(f.nodes.last!)"
         }
@@ -238,6 +240,16 @@ public final class Executable {
                     // were slower; one GEMM call with the GEMM's own threading was slower too (its
                     // Dispatch workers wake up later than the pool's spinning ones).
                     for piece in call.pieces(stage.split ? threads : 1) { tasks.append { _ in piece.run(threads: 1) } }
+                case .standalone(let s):
+                    kind = .image
+                    // The fused kernel after it (bias, activation) runs on each range of examples it computes.
+                    var epilogue: ImageKernels.Epilogue?
+                    if let e = stage.epilogue(of: k), case .fused(let f) = program.kernels[e] {
+                        let runner = FusedKernelRunner(f, batch: batch, pointer: pointer, partials: nil)
+                        epilogue = { rows, t in runner.run(rows: rows, registers: registers + t * perThread) }
+                    }
+                    tasks += ImageKernels.bind(s, graph, batch: batch, pieces: stage.split ? threads : 1, pointer: pointer,
+                                               epilogue: epilogue)
                 case .fused(let f):
                     kind = .elementwise
                     let runner = FusedKernelRunner(f, batch: batch, pointer: pointer,
@@ -301,6 +313,8 @@ public final class Executable {
         case .dense, .denseTransposed, .outerSum:
             let kernel = MatrixKernel(node: id, op: node.op, a: node.operands[0], b: node.operands[1])
             MatrixCall(kernel, graph, batch: batch) { self.buffers[$0]! }.run(threads: threads)
+        case .conv2d, .conv2dTransposed, .conv2dFilter, .reshape, .channelsFirst, .channelsLast, .sumToChannels:
+            ImageReference.evaluate(node, graph, batch: batch, operand: { UnsafePointer(self.buffers[node.operands[$0]]!) }, result: out)
         case .sumFeatures:
             let input = graph[node.operands[0]].shape
             Reductions.sumRows(buffers[node.operands[0]]!, out, rows: input.batched ? batch : 1, columns: input.featureCount)
@@ -338,7 +352,7 @@ private final class BoundStage {
 
 /// Time spent per kind of kernel over the profiled runs.
 public struct KernelProfile: Sendable {
-    public enum Kind: String, Sendable, CaseIterable { case gemm, elementwise }
+    public enum Kind: String, Sendable, CaseIterable { case gemm, elementwise, image }
     public private(set) var seconds: [Kind: Double] = [:]
     public var runs = 0
     /// Seconds per stage of the kernel program, and what each stage runs.

@@ -59,6 +59,24 @@ final class FusedKernelRunner {
         }
     }
 
+    /// Runs the given whole rows (an epilogue of an image kernel, after each range of examples it
+    /// computes): the same blocks and operations per row as `run(chunk:)`, so the same bits. Only for
+    /// kernels without column sums (their partials are per chunk).
+    func run(rows range: Range<Int>, registers: UnsafeMutablePointer<Float>) {
+        precondition(kernel.columnSums.isEmpty, "internal error: a row range of a kernel with column sums")
+        var r = range.lowerBound
+        while r < range.upperBound {
+            let h = min(blockRows, range.upperBound - r)
+            var c0 = 0
+            while c0 < columns {
+                let w = blockRows == 1 ? min(FusedKernel.blockSize, columns - c0) : columns
+                block(row: r, rows: h, column: c0, width: w, chunk: 0, chunkStart: r, registers)
+                c0 += w
+            }
+            r += h
+        }
+    }
+
     /// Runs every chunk, over the given columns only (an epilogue of a GEMM piece): the same operations
     /// per element and per column sum as the whole kernel, so the same bits. Only for kernels without
     /// per-row sums, over rows of at least half a block.
@@ -114,6 +132,8 @@ final class FusedKernelRunner {
                 case .row: for i in 0..<h { Self.copy(src + c0, dst + i * w, w) }
                 case .column: for i in 0..<h { Self.fill(dst + i * w, src[r + i], w) }
                 case .scalar: Self.fill(dst, src[0], n)
+                case .channel(let period):
+                    for i in 0..<h { Self.tile(src, period: period, from: c0, into: dst + i * w, w) }
                 }
             case .unary(let op, let d, let s):
                 Self.unary(op, reg(d), reg(s), vectors, n)
@@ -168,6 +188,21 @@ final class FusedKernelRunner {
         var i = 0
         while i + 16 <= n { VectorMath.store(VectorMath.load(dst + i) + VectorMath.load(src + i), dst + i); i += 16 }
         if i < n { VectorMath.storePartial(VectorMath.loadPartial(dst + i, n - i) + VectorMath.load(src + i), dst + i, n - i) }
+    }
+
+    /// Memory → register: dst[j] = src[(start + j) mod period] for j < n (a per-channel vector along
+    /// an image row), copied one contiguous run of channels at a time.
+    @inline(__always) static func tile(_ src: UnsafePointer<Float>, period: Int, from start: Int,
+                                       into dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        if period == 1 { fill(dst, src[0], n); return }
+        var j = 0, p = start % period
+        while j < n {
+            // `copy` may write up to a vector past the run: the next run or the register's slack.
+            let run = min(period - p, n - j)
+            copy(src + p, dst + j, run)
+            j += run
+            p = 0
+        }
     }
 
     @inline(__always) static func fill(_ dst: UnsafeMutablePointer<Float>, _ value: Float, _ n: Int) {
