@@ -551,7 +551,7 @@ final class ExportTests: XCTestCase {
             "g = torch.tanh(self.squeeze(F.pad(h, (1, 1, 0, 1))))",              // (left, right, top, bottom)
             "u = F.softplus(self.decoder.u(h)[:, :, 0:14, 1:15])",               // rows, then columns
             "self.decoder.v[\"2\"] = nn.ConvTranspose2d(2, 4, kernel_size=(4, 2), stride=2)",
-            "\"log_sigma\": torch.permute(self.decoder.x.log_sigma, (2, 0, 1)),", // vaec keeps it [H, W, C]
+            "\"log_sigma\": self.decoder.x.log_sigma,",                         // [C, H, W] in vaec too
             "if tuple(np.shape(raw)[1:]) == (14, 14, 4):",                        // a TensorFlow-ordered file
         ] {
             XCTAssertTrue(channelsTorch.contains(expected), "missing: \(expected)")

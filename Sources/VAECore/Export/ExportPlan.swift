@@ -26,9 +26,6 @@ indirect enum PyTerm {
     case reshape([Int], PyTerm)
     /// A learned tensor used as is (a learned log σ).
     case parameter(String)
-    /// A parameter vaec stores channels-last, [H, W, C] (a learned per-pixel scale of an image input),
-    /// where the module's image is [C, H, W].
-    case channelsFirst(PyTerm)
 
     /// The definition behind locals.
     var resolved: PyTerm {
@@ -45,8 +42,6 @@ protocol PythonDialect {
     func layer(_ layer: LayerPlan, _ input: String) -> String
     /// [B, C, H, W] → [B, C·H·W], PyTorch's `x.flatten(1)`.
     func flatten(_ input: String) -> String
-    /// [H, W, C] → [C, H, W].
-    func channelsFirst(_ input: String) -> String
     /// The array namespace (`torch`, `jnp`): `reshape` is spelled the same in both.
     var arrayModule: String { get }
     func parameter(_ name: String) -> String
@@ -76,7 +71,6 @@ extension PyTerm {
         case .reshape(let dims, let input):
             return ("\(d.arrayModule).reshape(\(input.render(d)), \(Python.tuple([-1] + dims)))", 4)
         case .parameter(let name): return (d.parameter(name), 4)
-        case .channelsFirst(let input): return (d.channelsFirst(input.render(d)), 4)
         }
     }
 
@@ -322,9 +316,8 @@ struct ExportPlan {
             case .fixed, .optimal: return []
             case .learned: return [("log_\(label)", .parameter("\(base).log_\(label)"))]
             case .learnedPerFeature:
-                // vaec keeps a per-pixel scale of an image in its own layout, [H, W, C].
-                let parameter = PyTerm.parameter("\(base).log_\(label)")
-                return [("log_\(label)", model.input.isImage ? .channelsFirst(parameter) : parameter)]
+                // A per-pixel scale of an image is stored [C, H, W], as the decoder's output is here.
+                return [("log_\(label)", .parameter("\(base).log_\(label)"))]
             case .predicted:
                 return [("log_\(label)", PyTerm.stableLog(try lowered(e, base: "\(base).\(label)", scope: scope, statement: statement)))]
             }

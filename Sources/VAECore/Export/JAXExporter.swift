@@ -40,7 +40,6 @@ struct JAXTarget: PythonTarget {
     }
 
     func flatten(_ input: String) -> String { "flatten(\(input))" }
-    func channelsFirst(_ input: String) -> String { "jnp.transpose(\(input), (2, 0, 1))" }
     func parameter(_ name: String) -> String { "params[\(Python.string(name))]" }
 
     func usage(module: String) -> String {

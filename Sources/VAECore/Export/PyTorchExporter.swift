@@ -41,7 +41,6 @@ struct PyTorchTarget: PythonTarget {
     }
 
     func flatten(_ input: String) -> String { "torch.flatten(\(input), 1)" }
-    func channelsFirst(_ input: String) -> String { "torch.permute(\(input), (2, 0, 1))" }
     func parameter(_ name: String) -> String { ModuleTree.access(name) }
 
     func usage(module: String) -> String {

@@ -245,9 +245,15 @@ extension Checker {
                 let logName = "decoder.\(input.name).log_\(label)"
                 switch id.name {
                 case "learned", "learned_per_feature":
-                    let dims = id.name == "learned" ? [] : input.storedDims
+                    // A per-pixel scale of an image is a parameter in the user's (and PyTorch's) layout,
+                    // [C,H,W], so checkpoints read the same everywhere; the graph moves it to the
+                    // channels-last layout the decoder's output has.
+                    let dims = id.name == "learned" ? [] : input.dims
                     parameters.append(ParameterSpec(name: logName, dims: dims, initialization: .constant(0)))
-                    let p = builder.add(.parameter(logName), name: logName, shape: Shape(batched: false, dims))
+                    var p = builder.add(.parameter(logName), name: logName, shape: Shape(batched: false, dims))
+                    if id.name == "learned_per_feature", input.isImage {
+                        p = input.dims[0] == 1 ? builder.unary(.reshape(input.storedDims), p) : builder.unary(.channelsLast, p)
+                    }
                     return (id.name == "learned" ? .learned : .learnedPerFeature, ["log_\(label)": p])
                 case "optimal" where allowOptimal:
                     return (.optimal, [:])
