@@ -165,6 +165,28 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Direct blocks (inputs read in place, results written straight to their stores: see
+    /// FusedKernelRunner) against the plain interpreter, at batches where they happen for one-row
+    /// blocks ([B,400], [B,784]) and for multi-row ones (batch 16: a [B,20] block is 16 rows = 20
+    /// vectors, with per-row bias inputs that must not be read in place) and where they don't (batch 5).
+    func testDirectBlocksAgreeWithThePlainInterpreter() throws {
+        let program = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path).program
+        let outputs = Self.trainOutputs(program.model)
+        for batch in [16, 5] {
+            let bound = Bound(program, outputs: outputs, batch: batch, threads: 2)
+            let kernels = bound.executable.program.kernels.compactMap { k -> FusedKernel? in if case .fused(let f) = k { f } else { nil } }
+            let forms = kernels.map { f in
+                FusedKernelRunner.directForms(f, inputs: f.inputs.map { _ in UnsafePointer(bitPattern: 64)! },
+                                              stores: f.stores.map { _ in UnsafeMutablePointer(bitPattern: 1 << 20)! },
+                                              elements: 1)
+            }
+            XCTAssertTrue(forms.joined().contains { $0.inPlace }, "no load is read in place")
+            XCTAssertTrue(forms.joined().contains { $0.done }, "no store is folded")
+            let (fused, plain) = bound.bothWays(outputs)
+            for (name, (f, p)) in zip(outputs, zip(fused, plain)) { assertAgree(f, p, "batch \(batch): \(name)") }
+        }
+    }
+
     static func splitsAFusedKernel(_ e: Executable) -> Bool {
         e.staging.stages.contains { stage in
             stage.split && stage.kernels.contains { if case .fused = e.program.kernels[$0] { true } else { false } }

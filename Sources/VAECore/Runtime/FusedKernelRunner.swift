@@ -5,6 +5,15 @@
 /// `FusedKernel.blockSize` elements: a segment of one row, or whole rows when rows are short, laid out
 /// row after row. Vector loops run over whole SIMD16 vectors (lanes past the block are garbage that is
 /// never stored or summed); loads, stores and sums handle the exact length.
+///
+/// Direct blocks. When a block is a whole number of vectors (every block of a [B,400] or [B,784]
+/// kernel, and the column pieces of an epilogue, cut at multiples of 32), a register may stand for
+/// memory instead of its own floats: a `.load` of a contiguous input reads the input in place (no
+/// copy), and an instruction whose result is stored right after writes it straight to the store's
+/// memory (no copy either; later reads of the register read it there, still in L1). Every pass over a
+/// block costs about as much as an add (L1 load/store bound), so this removes 4 of the 7 passes of
+/// bias + relu + step (measured 38 → ≈20 µs over [128, 400] on one core). The operations and their
+/// order are unchanged: the same bits.
 final class FusedKernelRunner {
     typealias V = SIMD16<Float>
     /// Floats per register: a block plus one vector of slack for stores of whole vectors past a row.
@@ -24,6 +33,19 @@ final class FusedKernelRunner {
     private let columnSums: [UnsafeMutablePointer<Float>]
     /// chunks × columns floats per column sum: each task's partial sums, added in task order at the end.
     private let partials: UnsafeMutablePointer<Float>?
+    /// How each instruction runs in a direct block (see the type's comment), indexed like `code`.
+    private let direct: [DirectForm]
+
+    /// An instruction's form in a direct block.
+    struct DirectForm {
+        /// A `.load` that reads its input in place.
+        var inPlace = false
+        /// Store slots the registers this instruction defines are written to instead of their own
+        /// floats: (first defined register, second one of `.softplusSigmoid`), -1 for none.
+        var storeSlots = (-1, -1)
+        /// A `.store` already done by the instruction that defined its register.
+        var done = false
+    }
 
     init(_ kernel: FusedKernel, batch: Int, pointer: (ValueID) -> UnsafeMutablePointer<Float>,
          partials: UnsafeMutablePointer<Float>?) {
@@ -41,6 +63,52 @@ final class FusedKernelRunner {
         columnSums = kernel.columnSums.map(pointer)
         self.partials = partials
         precondition(kernel.columnSums.isEmpty || partials != nil, "internal error: no scratch for column sums")
+        direct = Self.directForms(kernel, inputs: inputs, stores: stores, elements: rows * columns)
+    }
+
+    /// The direct form of every instruction. A load reads in place only if its input is read whole
+    /// (full, or per row: a block then is a segment of one row or whole rows) and no store of the
+    /// kernel overlaps it (a store done early would otherwise change what a later read of the
+    /// register sees). A store is folded into the instruction just before it (or the one before
+    /// that, for the second register of `.softplusSigmoid`) when that instruction defines its register.
+    static func directForms(_ kernel: FusedKernel, inputs: [UnsafePointer<Float>], stores: [UnsafeMutablePointer<Float>],
+                            elements: Int) -> [DirectForm] {
+        let code = kernel.code
+        var forms = [DirectForm](repeating: DirectForm(), count: code.count)
+        func overlapsAStore(_ p: UnsafePointer<Float>, _ count: Int) -> Bool {
+            stores.contains { s in UnsafePointer(s) < p + count && p < UnsafePointer(s) + elements }
+        }
+        for (i, instruction) in code.enumerated() {
+            switch instruction {
+            case .load(_, let input):
+                let mode = kernel.inputs[input].mode
+                let count = mode == .full ? elements : kernel.domain.featureCount
+                forms[i].inPlace = (mode == .full || mode == .row) && !overlapsAStore(inputs[input], count)
+            case .store(let s, let slot):
+                // Fold into the defining instruction when only stores lie between them.
+                var j = i - 1
+                while j >= 0, case .store = code[j] { j -= 1 }
+                guard j >= 0 else { continue }
+                let defined = Self.defined(by: code[j])
+                if defined.0 == s && forms[j].storeSlots.0 < 0 {
+                    forms[j].storeSlots.0 = slot; forms[i].done = true
+                } else if defined.1 == s && forms[j].storeSlots.1 < 0 {
+                    forms[j].storeSlots.1 = slot; forms[i].done = true
+                }
+            case .unary, .binary, .copy, .softplusSigmoid, .rowSum, .columnSum:
+                break
+            }
+        }
+        return forms
+    }
+
+    /// The registers an instruction writes (-1: none).
+    static func defined(by instruction: Instruction) -> (Int, Int) {
+        switch instruction {
+        case .load(let d, _), .unary(_, let d, _), .binary(_, let d, _, _), .copy(let d, _): return (d, -1)
+        case .softplusSigmoid(let s, let g, _): return (s, g)
+        case .store, .rowSum, .columnSum: return (-1, -1)
+        }
     }
 
     /// Runs the rows of task `chunk` with the register file `registers`.
@@ -122,46 +190,71 @@ final class FusedKernelRunner {
                        _ registers: UnsafeMutablePointer<Float>) {
         let n = h * w
         let vectors = (n + 15) >> 4
-        @inline(__always) func reg(_ i: Int) -> UnsafeMutablePointer<Float> { registers + i * Self.stride }
-        for instruction in code {
-            switch instruction {
-            case .load(let d, let input):
-                let dst = reg(d), src = inputs[input]
-                switch modes[input] {
-                case .full: Self.copy(src + r * columns + c0, dst, n)
-                case .row: for i in 0..<h { Self.copy(src + c0, dst + i * w, w) }
-                case .column: for i in 0..<h { Self.fill(dst + i * w, src[r + i], w) }
-                case .scalar: Self.fill(dst, src[0], n)
-                case .channel(let period):
-                    for i in 0..<h { Self.tile(src, period: period, from: c0, into: dst + i * w, w) }
-                }
-            case .unary(let op, let d, let s):
-                Self.unary(op, reg(d), reg(s), vectors, n)
-            case .binary(let op, let d, let a, let b):
-                VectorMath.apply(op, reg(a), reg(b), reg(d), vectors: vectors)
-            case .softplusSigmoid(let ds, let dg, let s):
-                let src = reg(s), softplus = reg(ds), sigmoid = reg(dg)
-                for v in 0..<vectors {
-                    let (a, b) = VectorMath.softplusAndSigmoid(VectorMath.load(src + 16 * v))
-                    VectorMath.store(a, softplus + 16 * v)
-                    VectorMath.store(b, sigmoid + 16 * v)
-                }
-            case .copy(let d, let s):
-                let dst = reg(d), src = reg(s)
-                for v in 0..<vectors { VectorMath.store(VectorMath.load(src + 16 * v), dst + 16 * v) }
-            case .store(let s, let slot):
-                Self.copyOut(reg(s), stores[slot] + r * columns + c0, n)
-            case .rowSum(let s, let slot):
-                let src = reg(s), out = rowSums[slot]
-                for i in 0..<h {
-                    let total = Self.sum(src + i * w, w)
-                    out[r + i] = c0 == 0 ? total : out[r + i] + total
-                }
-            case .columnSum(let s, let slot):
-                let src = reg(s)
-                let partial = partials! + (slot * chunks + chunk) * columns + c0
-                for i in 0..<h {
-                    if r + i == chunkStart { Self.copyOut(src + i * w, partial, w) } else { Self.accumulate(src + i * w, partial, w) }
+        // A direct block: whole vectors, contiguous in every full input and store.
+        let isDirect = n & 15 == 0 && (h == 1 || w == columns)
+        let count = max(1, kernel.registers)
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: count) { table in
+            // Where each register's current value is: its own floats, an input, or a store's memory.
+            let at = table.baseAddress!
+            for i in 0..<count { at[i] = registers + i * Self.stride }
+            @inline(__always) func own(_ i: Int) -> UnsafeMutablePointer<Float> { registers + i * Self.stride }
+            @inline(__always) func out(_ slot: Int) -> UnsafeMutablePointer<Float> { stores[slot] + r * columns + c0 }
+            /// Where instruction `i` writes register d (its `which` defined register), and binds d there.
+            @inline(__always) func destination(_ i: Int, _ d: Int, second: Bool = false) -> UnsafeMutablePointer<Float> {
+                let slot = second ? direct[i].storeSlots.1 : direct[i].storeSlots.0
+                at[d] = isDirect && slot >= 0 ? out(slot) : own(d)
+                return at[d]
+            }
+            for (index, instruction) in code.enumerated() {
+                switch instruction {
+                case .load(let d, let input):
+                    let src = inputs[input]
+                    // A per-row input is contiguous over the block only when the block is one row.
+                    if isDirect && direct[index].inPlace && direct[index].storeSlots.0 < 0 && (h == 1 || modes[input] == .full) {
+                        at[d] = UnsafeMutablePointer(mutating: modes[input] == .full ? src + r * columns + c0 : src + c0)
+                        continue
+                    }
+                    let dst = destination(index, d)
+                    switch modes[input] {
+                    case .full: Self.copy(src + r * columns + c0, dst, n)
+                    case .row: for i in 0..<h { Self.copy(src + c0, dst + i * w, w) }
+                    case .column: for i in 0..<h { Self.fill(dst + i * w, src[r + i], w) }
+                    case .scalar: Self.fill(dst, src[0], n)
+                    case .channel(let period):
+                        for i in 0..<h { Self.tile(src, period: period, from: c0, into: dst + i * w, w) }
+                    }
+                case .unary(let op, let d, let s):
+                    let src = at[s]
+                    Self.unary(op, destination(index, d), src, vectors, n)
+                case .binary(let op, let d, let a, let b):
+                    let x = at[a], y = at[b]
+                    VectorMath.apply(op, x, y, destination(index, d), vectors: vectors)
+                case .softplusSigmoid(let ds, let dg, let s):
+                    let src = at[s]
+                    let softplus = destination(index, ds), sigmoid = destination(index, dg, second: true)
+                    for v in 0..<vectors {
+                        let (a, b) = VectorMath.softplusAndSigmoid(VectorMath.load(src + 16 * v))
+                        VectorMath.store(a, softplus + 16 * v)
+                        VectorMath.store(b, sigmoid + 16 * v)
+                    }
+                case .copy(let d, let s):
+                    let src = at[s], dst = destination(index, d)
+                    for v in 0..<vectors { VectorMath.store(VectorMath.load(src + 16 * v), dst + 16 * v) }
+                case .store(let s, let slot):
+                    if isDirect && direct[index].done { continue }
+                    Self.copyOut(at[s], out(slot), n)
+                case .rowSum(let s, let slot):
+                    let src = at[s], sums = rowSums[slot]
+                    for i in 0..<h {
+                        let total = Self.sum(src + i * w, w)
+                        sums[r + i] = c0 == 0 ? total : sums[r + i] + total
+                    }
+                case .columnSum(let s, let slot):
+                    let src = at[s]
+                    let partial = partials! + (slot * chunks + chunk) * columns + c0
+                    for i in 0..<h {
+                        if r + i == chunkStart { Self.copyOut(src + i * w, partial, w) } else { Self.accumulate(src + i * w, partial, w) }
+                    }
                 }
             }
         }
