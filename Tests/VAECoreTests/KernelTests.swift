@@ -187,6 +187,46 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The fused kernels' plain-data op codes (`ElementwiseFunction`, translated from the IR's `Op` when a
+    /// runner is bound) run the function of the op they stand for: each one's block loop against the
+    /// vector functions the interpreter uses (`VectorMath.unary`/`binary`, picked by the `Op` itself),
+    /// over 3 whole vectors and a partial one of signed values (and the special functions on the lanes
+    /// of the block only).
+    func testElementwiseOpCodesRunTheirOp() {
+        let n = 53, vectors = 4
+        var x = [Float](repeating: 0, count: 64), y = x
+        for i in 0..<64 {
+            x[i] = Float(i % 3 == 0 ? -1 : 1) * (0.05 + 0.071 * Float(i))
+            y[i] = Float(i % 4 == 1 ? -1 : 1) * (1.9 - 0.043 * Float(i))
+        }
+        for function in ElementwiseFunction.allCases {
+            let op = function.op
+            XCTAssertEqual(ElementwiseFunction(op), function, op.mnemonic)
+            var expected = [Float](repeating: 0, count: 64), actual = expected
+            switch op.kind {
+            case .unary:
+                for v in 0..<vectors {
+                    let r = VectorMath.unary(op, SIMD16(x[(16 * v)..<(16 * v + 16)]))
+                    for j in 0..<16 { expected[16 * v + j] = r[j] }
+                }
+                x.withUnsafeBufferPointer { s in actual.withUnsafeMutableBufferPointer { d in
+                    FusedKernelRunner.unary(function, d.baseAddress!, s.baseAddress!, vectors, n)
+                } }
+            case .binary:
+                for v in 0..<vectors {
+                    let r = VectorMath.binary(op, SIMD16(x[(16 * v)..<(16 * v + 16)]), SIMD16(y[(16 * v)..<(16 * v + 16)]))
+                    for j in 0..<16 { expected[16 * v + j] = r[j] }
+                }
+                x.withUnsafeBufferPointer { a in y.withUnsafeBufferPointer { b in actual.withUnsafeMutableBufferPointer { d in
+                    FusedKernelRunner.binary(function, a.baseAddress!, b.baseAddress!, d.baseAddress!, vectors)
+                } } }
+            default:
+                XCTFail("\(op.mnemonic) is not elementwise")
+            }
+            XCTAssertEqual(actual.prefix(n).map(\.bitPattern), expected.prefix(n).map(\.bitPattern), op.mnemonic)
+        }
+    }
+
     static func splitsAFusedKernel(_ e: Executable) -> Bool {
         e.staging.stages.contains { stage in
             stage.split && stage.kernels.contains { if case .fused = e.program.kernels[$0] { true } else { false } }

@@ -25,16 +25,16 @@ final class FusedKernelRunner {
     let blockRows: Int
     let chunkRows: Int
     let chunks: Int
-    private let code: [Instruction]
-    private let inputs: [UnsafePointer<Float>]
-    private let modes: [Broadcast]
-    private let stores: [UnsafeMutablePointer<Float>]
-    private let rowSums: [UnsafeMutablePointer<Float>]
+    /// The kernel's code as plain data, with each instruction's direct form: the block loop reads only
+    /// these tables (no arrays, no enums with payloads: no reference counting per instruction per block).
+    private let code: UnsafeMutableBufferPointer<BlockInstruction>
+    private let inputs: UnsafeMutableBufferPointer<UnsafePointer<Float>>
+    private let modes: UnsafeMutableBufferPointer<Broadcast>
+    private let stores: UnsafeMutableBufferPointer<UnsafeMutablePointer<Float>>
+    private let rowSums: UnsafeMutableBufferPointer<UnsafeMutablePointer<Float>>
     private let columnSums: [UnsafeMutablePointer<Float>]
     /// chunks × columns floats per column sum: each task's partial sums, added in task order at the end.
     private let partials: UnsafeMutablePointer<Float>?
-    /// How each instruction runs in a direct block (see the type's comment), indexed like `code`.
-    private let direct: [DirectForm]
 
     /// An instruction's form in a direct block.
     struct DirectForm {
@@ -55,15 +55,27 @@ final class FusedKernelRunner {
         blockRows = FusedKernel.blockRows(columns: columns)
         chunkRows = FusedKernel.chunkRows(columns: columns)
         chunks = (rows + chunkRows - 1) / chunkRows
-        code = kernel.code
-        inputs = kernel.inputs.map { UnsafePointer(pointer($0.value)) }
-        modes = kernel.inputs.map(\.mode)
-        stores = kernel.stores.map(pointer)
-        rowSums = kernel.rowSums.map(pointer)
+        let inputs = kernel.inputs.map { UnsafePointer(pointer($0.value)) }
+        let stores = kernel.stores.map(pointer)
+        let direct = Self.directForms(kernel, inputs: inputs, stores: stores, elements: rows * columns)
+        code = Self.table(zip(kernel.code, direct).map { BlockInstruction($0, direct: $1) })
+        self.inputs = Self.table(inputs)
+        modes = Self.table(kernel.inputs.map(\.mode))
+        self.stores = Self.table(stores)
+        rowSums = Self.table(kernel.rowSums.map(pointer))
         columnSums = kernel.columnSums.map(pointer)
         self.partials = partials
         precondition(kernel.columnSums.isEmpty || partials != nil, "internal error: no scratch for column sums")
-        direct = Self.directForms(kernel, inputs: inputs, stores: stores, elements: rows * columns)
+    }
+
+    deinit {
+        code.deallocate(); inputs.deallocate(); modes.deallocate(); stores.deallocate(); rowSums.deallocate()
+    }
+
+    private static func table<T>(_ elements: [T]) -> UnsafeMutableBufferPointer<T> {
+        let table = UnsafeMutableBufferPointer<T>.allocate(capacity: elements.count)
+        _ = table.initialize(from: elements)
+        return table
     }
 
     /// The direct form of every instruction. A load reads in place only if its input is read whole
@@ -193,29 +205,32 @@ final class FusedKernelRunner {
         // A direct block: whole vectors, contiguous in every full input and store.
         let isDirect = n & 15 == 0 && (h == 1 || w == columns)
         let count = max(1, kernel.registers)
+        let code = self.code, inputs = self.inputs, modes = self.modes, stores = self.stores
         withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: count) { table in
             // Where each register's current value is: its own floats, an input, or a store's memory.
             let at = table.baseAddress!
             for i in 0..<count { at[i] = registers + i * Self.stride }
-            @inline(__always) func own(_ i: Int) -> UnsafeMutablePointer<Float> { registers + i * Self.stride }
-            @inline(__always) func out(_ slot: Int) -> UnsafeMutablePointer<Float> { stores[slot] + r * columns + c0 }
-            /// Where instruction `i` writes register d (its `which` defined register), and binds d there.
-            @inline(__always) func destination(_ i: Int, _ d: Int, second: Bool = false) -> UnsafeMutablePointer<Float> {
-                let slot = second ? direct[i].storeSlots.1 : direct[i].storeSlots.0
-                at[d] = isDirect && slot >= 0 ? out(slot) : own(d)
-                return at[d]
+            @inline(__always) func own(_ i: Int32) -> UnsafeMutablePointer<Float> { registers + Int(i) * Self.stride }
+            @inline(__always) func out(_ slot: Int32) -> UnsafeMutablePointer<Float> { stores[Int(slot)] + r * columns + c0 }
+            /// Where a result goes for register d (stored right after to `slot` when >= 0), and binds d there.
+            @inline(__always) func destination(_ d: Int32, _ slot: Int32) -> UnsafeMutablePointer<Float> {
+                let p = isDirect && slot >= 0 ? out(slot) : own(d)
+                at[Int(d)] = p
+                return p
             }
-            for (index, instruction) in code.enumerated() {
-                switch instruction {
-                case .load(let d, let input):
-                    let src = inputs[input]
+            for index in 0..<code.count {
+                let instruction = code[index]
+                switch instruction.kind {
+                case .load:
+                    let input = Int(instruction.a), d = instruction.defined
+                    let src = inputs[input], mode = modes[input]
                     // A per-row input is contiguous over the block only when the block is one row.
-                    if isDirect && direct[index].inPlace && direct[index].storeSlots.0 < 0 && (h == 1 || modes[input] == .full) {
-                        at[d] = UnsafeMutablePointer(mutating: modes[input] == .full ? src + r * columns + c0 : src + c0)
+                    if isDirect && instruction.inPlace && instruction.storeSlot < 0 && (h == 1 || mode == .full) {
+                        at[Int(d)] = UnsafeMutablePointer(mutating: mode == .full ? src + r * columns + c0 : src + c0)
                         continue
                     }
-                    let dst = destination(index, d)
-                    switch modes[input] {
+                    let dst = destination(d, instruction.storeSlot)
+                    switch mode {
                     case .full: Self.copy(src + r * columns + c0, dst, n)
                     case .row: for i in 0..<h { Self.copy(src + c0, dst + i * w, w) }
                     case .column: for i in 0..<h { Self.fill(dst + i * w, src[r + i], w) }
@@ -223,35 +238,36 @@ final class FusedKernelRunner {
                     case .channel(let period):
                         for i in 0..<h { Self.tile(src, period: period, from: c0, into: dst + i * w, w) }
                     }
-                case .unary(let op, let d, let s):
-                    let src = at[s]
-                    Self.unary(op, destination(index, d), src, vectors, n)
-                case .binary(let op, let d, let a, let b):
-                    let x = at[a], y = at[b]
-                    VectorMath.apply(op, x, y, destination(index, d), vectors: vectors)
-                case .softplusSigmoid(let ds, let dg, let s):
-                    let src = at[s]
-                    let softplus = destination(index, ds), sigmoid = destination(index, dg, second: true)
+                case .unary:
+                    let src = at[Int(instruction.a)]
+                    Self.unary(instruction.function, destination(instruction.defined, instruction.storeSlot), src, vectors, n)
+                case .binary:
+                    let x = at[Int(instruction.a)], y = at[Int(instruction.b)]
+                    Self.binary(instruction.function, x, y, destination(instruction.defined, instruction.storeSlot), vectors)
+                case .softplusSigmoid:
+                    let src = at[Int(instruction.a)]
+                    let softplus = destination(instruction.defined, instruction.storeSlot)
+                    let sigmoid = destination(instruction.definedSecond, instruction.storeSlotSecond)
                     for v in 0..<vectors {
                         let (a, b) = VectorMath.softplusAndSigmoid(VectorMath.load(src + 16 * v))
                         VectorMath.store(a, softplus + 16 * v)
                         VectorMath.store(b, sigmoid + 16 * v)
                     }
-                case .copy(let d, let s):
-                    let src = at[s], dst = destination(index, d)
+                case .copy:
+                    let src = at[Int(instruction.a)], dst = destination(instruction.defined, instruction.storeSlot)
                     for v in 0..<vectors { VectorMath.store(VectorMath.load(src + 16 * v), dst + 16 * v) }
-                case .store(let s, let slot):
-                    if isDirect && direct[index].done { continue }
-                    Self.copyOut(at[s], out(slot), n)
-                case .rowSum(let s, let slot):
-                    let src = at[s], sums = rowSums[slot]
+                case .store:
+                    if isDirect && instruction.done { continue }
+                    Self.copyOut(at[Int(instruction.a)], out(instruction.slot), n)
+                case .rowSum:
+                    let src = at[Int(instruction.a)], sums = rowSums[Int(instruction.slot)]
                     for i in 0..<h {
                         let total = Self.sum(src + i * w, w)
                         sums[r + i] = c0 == 0 ? total : sums[r + i] + total
                     }
-                case .columnSum(let s, let slot):
-                    let src = at[s]
-                    let partial = partials! + (slot * chunks + chunk) * columns + c0
+                case .columnSum:
+                    let src = at[Int(instruction.a)]
+                    let partial = partials! + (Int(instruction.slot) * chunks + chunk) * columns + c0
                     for i in 0..<h {
                         if r + i == chunkStart { Self.copyOut(src + i * w, partial, w) } else { Self.accumulate(src + i * w, partial, w) }
                     }
@@ -313,8 +329,49 @@ final class FusedKernelRunner {
         return VectorMath.sum(acc)
     }
 
-    static func unary(_ op: Op, _ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, _ vectors: Int, _ n: Int) {
-        // Whole vectors (the registers have room); the special functions only on the block's own lanes.
-        VectorMath.apply(op, s, d, VectorFunctions.unary(op) == nil ? n : 16 * vectors)
+    /// An elementwise unary op over a block: whole vectors (the registers have room), the special
+    /// functions only on the block's own lanes, lane by lane in Double as the interpreter
+    /// (`VectorMath.apply`) does. One case per op so each loop is specialised for its function.
+    @inline(__always)
+    static func unary(_ function: ElementwiseFunction, _ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>,
+                      _ vectors: Int, _ n: Int) {
+        typealias F = VectorFunctions
+        let all = 16 * vectors
+        switch function {
+        case .negate: VectorMath.map(F.Negate.self, s, d, all)
+        case .exp: VectorMath.map(F.Exp.self, s, d, all)
+        case .log: VectorMath.map(F.Log.self, s, d, all)
+        case .square: VectorMath.map(F.Square.self, s, d, all)
+        case .sqrt: VectorMath.map(F.Sqrt.self, s, d, all)
+        case .abs: VectorMath.map(F.Abs.self, s, d, all)
+        case .relu: VectorMath.map(F.Relu.self, s, d, all)
+        case .sigmoid: VectorMath.map(F.Sigmoid.self, s, d, all)
+        case .tanh: VectorMath.map(F.Tanh.self, s, d, all)
+        case .softplus: VectorMath.map(F.Softplus.self, s, d, all)
+        case .positiveStep: VectorMath.map(F.Step.self, s, d, all)
+        case .sign: VectorMath.map(F.Sign.self, s, d, all)
+        case .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
+            let op = function.op
+            for i in 0..<n { d[i] = VectorMath.scalarSpecial(op, s[i]) }
+        case .add, .subtract, .multiply, .divide, .maximum:
+            preconditionFailure("internal error: a binary op in a unary instruction")
+        }
+    }
+
+    /// An elementwise binary op over whole vectors of a block.
+    @inline(__always)
+    static func binary(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                       _ y: UnsafeMutablePointer<Float>, _ vectors: Int) {
+        typealias F = VectorFunctions
+        switch function {
+        case .add: VectorMath.map2(F.Add.self, a, b, y, vectors: vectors)
+        case .subtract: VectorMath.map2(F.Subtract.self, a, b, y, vectors: vectors)
+        case .multiply: VectorMath.map2(F.Multiply.self, a, b, y, vectors: vectors)
+        case .divide: VectorMath.map2(F.Divide.self, a, b, y, vectors: vectors)
+        case .maximum: VectorMath.map2(F.Maximum.self, a, b, y, vectors: vectors)
+        case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign,
+             .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
+            preconditionFailure("internal error: a unary op in a binary instruction")
+        }
     }
 }
