@@ -185,6 +185,71 @@ final class GEMMTests: XCTestCase {
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), denseInf), "non-finite B: no step may be skipped")
     }
 
+    /// transposeC (C stored n×m) gives the values of the plain product, for every transpose, edge sizes
+    /// and beta; with a sparse Aᵀ read in place (zero k steps skipped) too, on 1 and 2 threads, and no
+    /// step is skipped when B is not finite.
+    func testTransposedCAndSparseTransposedA() {
+        func same(_ x: [Float], _ y: [Float]) -> Bool {
+            x.count == y.count && zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+        }
+        /// op(A)·op(B) + beta·C0 as an m×n array: computed plainly, or into Cᵀ (ldc m + 3) and read back.
+        func product(_ t: Case, a: [Float], b: [Float], lda: Int, transposeC: Bool, threads: Int) -> [Float] {
+            var rng = LCG(state: 5)
+            let c0 = rng.fill(t.m * t.n)
+            let ldc = transposeC ? t.m + 3 : t.n
+            var c = [Float](repeating: GEMMTests.padSentinel, count: (transposeC ? t.n : t.m) * ldc)
+            for i in 0..<t.m { for j in 0..<t.n {
+                c[transposeC ? j * ldc + i : i * ldc + j] = t.beta == 0 ? .nan : c0[i * t.n + j]
+            } }
+            GEMM.multiply(transposeA: t.transA, transposeB: t.transB, m: t.m, n: t.n, k: t.k, alpha: t.alpha,
+                          a: a, lda: lda, b: b, ldb: t.ldb, beta: t.beta, c: &c, ldc: ldc,
+                          transposeC: transposeC, threads: threads)
+            if transposeC {
+                for j in 0..<t.n { for i in t.m..<ldc { XCTAssertEqual(c[j * ldc + i], GEMMTests.padSentinel) } }
+            }
+            return (0..<t.m * t.n).map { c[transposeC ? ($0 % t.n) * ldc + $0 / t.n : $0] }
+        }
+        for (ta, tb) in GEMMTests.transposes {
+            for (m, n, k) in [(37, 70, 50), (16, 100, 129), (9, 17, 3)] {
+                for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (1, -0.75)] {
+                    let t = Case(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                    var rng = LCG(state: 3)
+                    let a = rng.fill(t.aCount), b = rng.fill(t.bCount)
+                    let plain = product(t, a: a, b: b, lda: t.lda, transposeC: false, threads: 1)
+                    XCTAssertTrue(same(product(t, a: a, b: b, lda: t.lda, transposeC: true, threads: 1), plain), "\(t)")
+                }
+            }
+        }
+        // Sparse Aᵀ stored k×m (pixels of a weight gradient): read in place (lda not a multiple of 64,
+        // zero steps skipped) against packed (lda 448, dense path).
+        var t = Case(transA: true, transB: false, m: 100, n: 400, k: 150)
+        var rng = LCG(state: 9)
+        var b = rng.fill(t.bCount)
+        func sparseA(lda: Int) -> [Float] {
+            var values = LCG(state: 13)
+            var a = [Float](repeating: 0, count: t.k * lda)
+            for p in 0..<t.k { for i in 0..<t.m {
+                let v = values.next()
+                a[p * lda + i] = (i / 8 + p) % 3 != 0 || abs(v) < 0.3 ? 0 : v
+            } }
+            return a
+        }
+        let dense = product(t, a: sparseA(lda: 448), b: b, lda: 448, transposeC: false, threads: 1)
+        for threads in [1, 2] {
+            for transposeC in [false, true] {
+                let got = product(t, a: sparseA(lda: t.lda), b: b, lda: t.lda, transposeC: transposeC, threads: threads)
+                XCTAssertTrue(same(got, dense), "sparse Aᵀ, transposeC \(transposeC), \(threads) threads")
+            }
+        }
+        // inf in B at a k step that is zero in A's first 8 columns: the dense product has NaN there.
+        b[1 * t.ldb + 3] = .infinity
+        t.beta = 0
+        let denseInf = product(t, a: sparseA(lda: 448), b: b, lda: 448, transposeC: false, threads: 1)
+        XCTAssertTrue(denseInf[0 * t.n + 3].isNaN)
+        XCTAssertTrue(same(product(t, a: sparseA(lda: t.lda), b: b, lda: t.lda, transposeC: true, threads: 1), denseInf),
+                      "non-finite B: no step may be skipped")
+    }
+
     /// The VAE shapes the runtime uses, scaled down in the batch dimension.
     func testVAELikeShapes() {
         let batch = 16

@@ -47,6 +47,7 @@ import Darwin
 /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major. op(A) is A (m×k, leading dimension lda) or,
 /// when transposeA, Aᵀ where A is stored k×m. Likewise B: k×n, or stored n×k when transposeB.
 /// beta == 0 means C is overwritten (never read, so NaN garbage in C does not propagate).
+/// transposeC: C is stored transposed, n×m (element (i, j) at c[j·ldc + i]); see `multiply`.
 public enum GEMM {
     // MARK: Tuning (measured on Zen 4 with AVX-512, 2 cores; see GEMMTests for the invariants)
 
@@ -77,15 +78,16 @@ public enum GEMM {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int,
+        transposeC: Bool = false,
         threads: Int
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "GEMM: negative dimension")
-        precondition(ldc >= max(1, n), "GEMM: ldc too small")
+        precondition(ldc >= max(1, transposeC ? m : n), "GEMM: ldc too small")
         precondition(lda >= max(1, transposeA ? m : k), "GEMM: lda too small")
         precondition(ldb >= max(1, transposeB ? k : n), "GEMM: ldb too small")
         if m == 0 || n == 0 { return }
         if k == 0 || alpha == 0 {
-            scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
+            scaleC(m: transposeC ? n : m, n: transposeC ? m : n, beta: beta, c: c, ldc: ldc)
             return
         }
         let plan = Plan(m: m, n: n, k: k, narrowOnly: narrowOnly(n: n, transposeA: transposeA, lda: lda))
@@ -95,7 +97,7 @@ public enum GEMM {
         withWorkspace { ws in
             var job = Job(
                 transA: transposeA, transB: transposeB, alpha: alpha, beta: beta,
-                a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, plan: plan)
+                a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, transC: transposeC, plan: plan)
             (job.splitN, job.gm, job.gn) = plan.chunking(threads: parallel ? threads : 1)
             ws.reserve(sharedCount: job.sharedSize, privateCount: job.privateSize)
             job.shared = ws.shared
@@ -303,6 +305,8 @@ public enum GEMM {
         let a: UnsafePointer<Float>, lda: Int
         let b: UnsafePointer<Float>, ldb: Int
         let c: UnsafeMutablePointer<Float>, ldc: Int
+        /// C stored transposed: every tile goes through the edge scratch and `storeTransposed`.
+        let transC: Bool
         let plan: Plan
         let directA: Bool, directB: Bool
         /// Packed shared operand (A when splitN, else B), all k-blocks.
@@ -330,9 +334,10 @@ public enum GEMM {
 
         init(transA: Bool, transB: Bool, alpha: Float, beta: Float,
              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-             c: UnsafeMutablePointer<Float>, ldc: Int, plan: Plan) {
+             c: UnsafeMutablePointer<Float>, ldc: Int, transC: Bool, plan: Plan) {
             self.transA = transA; self.transB = transB; self.alpha = alpha; self.beta = beta
             self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.c = c; self.ldc = ldc
+            self.transC = transC
             self.plan = plan
             // Aᵀ stored k×m is read in place by every kernel; A stored m×k by the row-pointer
             // kernels (8 rows at a time).
@@ -507,11 +512,16 @@ public enum GEMM {
                 let aRows: UnsafePointer<Float>? = rowsInPlace && ir + 8 <= job.plan.m ? job.a + ir * job.lda + p0 : nil
                 // Sparse A (MNIST pixels are 81% zeros; in 53% of the k steps all 8 rows of a panel
                 // are 0): skip the k steps where the panel's 8 rows are all zero, if B is finite (0·inf
-                // would be NaN). Exact: see `GEMM.nonZeroSteps`.
+                // would be NaN). Exact: see `GEMM.nonZeroSteps`. Likewise Aᵀ stored k×m read in place,
+                // but only with transposeC: callers choose it to make a sparse operand (pixels) the A
+                // of a weight gradient; other Aᵀ operands are dense gradients, where the scan cost
+                // 2% of the product (measured).
+                let aColumns = job.transC && job.directA && job.transA && ir + 8 <= job.plan.m
                 var sparseCount = -1
-                if let aRows {
+                if aRows != nil || aColumns {
                     let limit = kc * 3 / 4
-                    let count = GEMM.nonZeroSteps(aRows, lda: job.lda, kc: kc, limit: limit, into: steps)
+                    let count = aRows.map { GEMM.nonZeroSteps($0, lda: job.lda, kc: kc, limit: limit, into: steps) }
+                        ?? GEMM.nonZeroSteps(columns: aPanel, lda: job.lda, kc: kc, limit: limit, into: steps)
                     if count <= limit {
                         if bFinite == nil { bFinite = finite(panels: panels) }
                         if bFinite! { sparseCount = count }
@@ -523,16 +533,20 @@ public enum GEMM {
                     let nr = min(32, n - jr)
                     let (bPanel, bStep) = bSource(jr, width: 32)
                     let cTile = c + ir * ldc + jr
-                    let full = mr == 8 && nr == 32
+                    let full = mr == 8 && nr == 32 && !job.transC
                     let dst = full ? cTile : edge, dstLd = full ? ldc : 32, dstBeta: Float = full ? beta : 0
                     if sparseCount >= 0, let aRows {
                         kernelRows8x32Sparse(sparseCount, steps, aRows, job.lda, bPanel, bStep, dst, dstLd, alpha, dstBeta)
+                    } else if sparseCount >= 0 {
+                        kernel8x32Sparse(sparseCount, steps, aPanel, aStep, bPanel, bStep, dst, dstLd, alpha, dstBeta)
                     } else if let aRows {
                         kernelRows8x32(kc, aRows, job.lda, bPanel, bStep, dst, dstLd, alpha, dstBeta)
                     } else {
                         kernel8x32(kc, aPanel, aStep, 0, bPanel, bStep, dst, dstLd, alpha, dstBeta)
                     }
-                    if !full {
+                    if job.transC {
+                        storeTransposed(rows: mr, cols: nr, src: edge, srcStride: 32, c: c + jr * ldc + ir, ldc: ldc, beta: beta)
+                    } else if !full {
                         storeEdge(rows: mr, cols: nr, src: edge, srcStride: 32, c: cTile, ldc: ldc, beta: beta)
                     }
                     jr += 32
@@ -573,7 +587,7 @@ public enum GEMM {
                     let (j0, width) = job.bPanel(q)
                     let nr = min(width, n - j0)
                     let (bPanel, bStep) = bSource(j0, width: width)
-                    let full = mr == tileRows && nr == width
+                    let full = mr == tileRows && nr == width && !job.transC
                     let dst = full ? c + ir * ldc + j0 : edge
                     let dstLd = full ? ldc : width
                     let dstBeta: Float = full ? beta : 0
@@ -594,7 +608,10 @@ public enum GEMM {
                         default: kernel8x8(kc, aPanel, aStep, aStride, bPanel, bStep, dst, dstLd, alpha, dstBeta)
                         }
                     }
-                    if !full {
+                    if job.transC {
+                        storeTransposed(rows: mr, cols: nr, src: edge, srcStride: width,
+                                        c: c + j0 * ldc + ir, ldc: ldc, beta: beta)
+                    } else if !full {
                         storeEdge(rows: mr, cols: nr, src: edge, srcStride: width,
                                   c: c + ir * ldc + j0, ldc: ldc, beta: beta)
                     }
@@ -649,6 +666,68 @@ public enum GEMM {
             p += 1
         }
         return count
+    }
+
+    /// `nonZeroSteps` for 8 columns of a matrix stored k×m (step p's 8 values at a + p·lda, contiguous):
+    /// the operand Aᵀ read in place. Same early exits.
+    static func nonZeroSteps(columns a: UnsafePointer<Float>, lda: Int, kc: Int, limit: Int,
+                             into steps: UnsafeMutablePointer<Int32>) -> Int {
+        let zero = SIMD8<Float>()
+        var count = 0
+        var p = 0
+        while p < kc {
+            let v = UnsafeRawPointer(a + p &* lda).loadUnaligned(as: SIMD8<Float>.self)
+            steps[count] = Int32(p)
+            count &+= any(v .!= zero) ? 1 : 0
+            p &+= 1
+            if p & 15 == 0 && (count > limit || (p >= 64 && count * 16 > p * 15)) { return limit + 1 }
+        }
+        return count
+    }
+
+    /// storeEdge into C stored transposed: the tile's element (i, j) goes to c[j·ldc + i]. Whole 8×8
+    /// blocks are transposed in registers (three perfect unshuffles of the 64 values turn index 8i + j
+    /// into 8j + i), the rest element by element; both apply the same formula as `storeEdge`.
+    @inline(__always)
+    static func storeTransposed(rows: Int, cols: Int, src: UnsafeMutablePointer<Float>, srcStride: Int,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float) {
+        let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
+        let one = SIMD8<Float>(repeating: 1), vb = SIMD8<Float>(repeating: beta)
+        var i0 = 0
+        while i0 + 8 <= rows {
+            var j0 = 0
+            while j0 + 8 <= cols {
+                @inline(__always) func row(_ i: Int) -> SIMD8<Float> {
+                    UnsafeRawPointer(src + (i0 + i) * srcStride + j0).loadUnaligned(as: SIMD8<Float>.self)
+                }
+                var v0 = SIMD16(lowHalf: row(0), highHalf: row(1)), v1 = SIMD16(lowHalf: row(2), highHalf: row(3))
+                var v2 = SIMD16(lowHalf: row(4), highHalf: row(5)), v3 = SIMD16(lowHalf: row(6), highHalf: row(7))
+                for _ in 0..<3 {
+                    (v0, v1, v2, v3) = (SIMD16(lowHalf: v0.evenHalf, highHalf: v1.evenHalf),
+                                        SIMD16(lowHalf: v2.evenHalf, highHalf: v3.evenHalf),
+                                        SIMD16(lowHalf: v0.oddHalf, highHalf: v1.oddHalf),
+                                        SIMD16(lowHalf: v2.oddHalf, highHalf: v3.oddHalf))
+                }
+                let d = UnsafeMutableRawPointer(c + j0 * ldc + i0), rs = ldc * 4
+                update(d, v0.lowHalf, one, vb, mode); update(d + rs, v0.highHalf, one, vb, mode)
+                update(d + 2 * rs, v1.lowHalf, one, vb, mode); update(d + 3 * rs, v1.highHalf, one, vb, mode)
+                update(d + 4 * rs, v2.lowHalf, one, vb, mode); update(d + 5 * rs, v2.highHalf, one, vb, mode)
+                update(d + 6 * rs, v3.lowHalf, one, vb, mode); update(d + 7 * rs, v3.highHalf, one, vb, mode)
+                j0 += 8
+            }
+            for j in j0..<cols {
+                for i in i0..<i0 + 8 { storeOne(src[i * srcStride + j], c + j * ldc + i, beta) }
+            }
+            i0 += 8
+        }
+        for i in i0..<rows {
+            for j in 0..<cols { storeOne(src[i * srcStride + j], c + j * ldc + i, beta) }
+        }
+    }
+
+    @inline(__always)
+    static func storeOne(_ s: Float, _ d: UnsafeMutablePointer<Float>, _ beta: Float) {
+        if beta == 0 { d.pointee = s } else if beta == 1 { d.pointee = d.pointee + s } else { d.pointee = s + beta * d.pointee }
     }
 
     /// c = s (beta == 0), c = c + s (beta == 1), c = s + beta·c otherwise, where s = alpha·acc was

@@ -18,6 +18,7 @@
 //   kernelRows8x{32,16,8}: tiles reading A stored m×k in place (8 row pointers) instead of a packed
 //                        (transposed) panel: A is never packed when its leading dimension allows.
 //   kernelRows8x32Sparse: the same over a list of k steps (those where A's 8 rows are not all 0).
+//   kernel8x32Sparse:    kernel8x32 over such a list (A read with a step, e.g. Aᵀ stored k×m in place).
 
 extension GEMM {
     /// The one store formula for a vector of results s = alpha·acc:
@@ -461,6 +462,48 @@ extension GEMM {
             let a7 = SIMD16<Float>(repeating: r7[p]); c7_0 = c7_0.addingProduct(a7, b0); c7_1 = c7_1.addingProduct(a7, b1)
             pb += bBytes
             p &+= 1
+        }
+        let va = SIMD16<Float>(repeating: alpha), vb = SIMD16<Float>(repeating: beta)
+        let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
+        var row = UnsafeMutableRawPointer(c)
+        let rs = ldc &* 4
+        update(row, c0_0, va, vb, mode); update(row + 64, c0_1, va, vb, mode); row += rs
+        update(row, c1_0, va, vb, mode); update(row + 64, c1_1, va, vb, mode); row += rs
+        update(row, c2_0, va, vb, mode); update(row + 64, c2_1, va, vb, mode); row += rs
+        update(row, c3_0, va, vb, mode); update(row + 64, c3_1, va, vb, mode); row += rs
+        update(row, c4_0, va, vb, mode); update(row + 64, c4_1, va, vb, mode); row += rs
+        update(row, c5_0, va, vb, mode); update(row + 64, c5_1, va, vb, mode); row += rs
+        update(row, c6_0, va, vb, mode); update(row + 64, c6_1, va, vb, mode); row += rs
+        update(row, c7_0, va, vb, mode); update(row + 64, c7_1, va, vb, mode)
+    }
+
+    /// kernel8x32 over the k steps listed in `steps` only (in order; see `GEMM.nonZeroSteps(columns:)`).
+    @inline(never)
+    static func kernel8x32Sparse(_ count: Int, _ steps: UnsafePointer<Int32>, _ a: UnsafePointer<Float>, _ aStep: Int,
+                       _ b: UnsafePointer<Float>, _ bStep: Int,
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        var c0_0 = SIMD16<Float>(); var c0_1 = SIMD16<Float>(); var c1_0 = SIMD16<Float>(); var c1_1 = SIMD16<Float>();
+        var c2_0 = SIMD16<Float>(); var c2_1 = SIMD16<Float>(); var c3_0 = SIMD16<Float>(); var c3_1 = SIMD16<Float>();
+        var c4_0 = SIMD16<Float>(); var c4_1 = SIMD16<Float>(); var c5_0 = SIMD16<Float>(); var c5_1 = SIMD16<Float>();
+        var c6_0 = SIMD16<Float>(); var c6_1 = SIMD16<Float>(); var c7_0 = SIMD16<Float>(); var c7_1 = SIMD16<Float>();
+        let rb = UnsafeRawPointer(b)
+        let bBytes = bStep &* 4
+        var t = 0
+        while t < count {
+            let p = Int(steps[t])
+            let pb = rb + p &* bBytes
+            let pa = a + p &* aStep
+            let b0 = pb.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)
+            let b1 = pb.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+            let a0 = SIMD16<Float>(repeating: pa[0]); c0_0 = c0_0.addingProduct(a0, b0); c0_1 = c0_1.addingProduct(a0, b1)
+            let a1 = SIMD16<Float>(repeating: pa[1]); c1_0 = c1_0.addingProduct(a1, b0); c1_1 = c1_1.addingProduct(a1, b1)
+            let a2 = SIMD16<Float>(repeating: pa[2]); c2_0 = c2_0.addingProduct(a2, b0); c2_1 = c2_1.addingProduct(a2, b1)
+            let a3 = SIMD16<Float>(repeating: pa[3]); c3_0 = c3_0.addingProduct(a3, b0); c3_1 = c3_1.addingProduct(a3, b1)
+            let a4 = SIMD16<Float>(repeating: pa[4]); c4_0 = c4_0.addingProduct(a4, b0); c4_1 = c4_1.addingProduct(a4, b1)
+            let a5 = SIMD16<Float>(repeating: pa[5]); c5_0 = c5_0.addingProduct(a5, b0); c5_1 = c5_1.addingProduct(a5, b1)
+            let a6 = SIMD16<Float>(repeating: pa[6]); c6_0 = c6_0.addingProduct(a6, b0); c6_1 = c6_1.addingProduct(a6, b1)
+            let a7 = SIMD16<Float>(repeating: pa[7]); c7_0 = c7_0.addingProduct(a7, b0); c7_1 = c7_1.addingProduct(a7, b1)
+            t &+= 1
         }
         let va = SIMD16<Float>(repeating: alpha), vb = SIMD16<Float>(repeating: beta)
         let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
