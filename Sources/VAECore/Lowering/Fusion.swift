@@ -16,7 +16,7 @@ enum Fusion {
         func isLeaf(_ v: ValueID) -> Bool { graph[v].op.kind == .leaf }
         func isReduction(_ v: ValueID) -> Bool { graph[v].op == .sumFeatures || graph[v].op == .sumBatch }
         /// Products and standalone ops: each a kernel of its own.
-        func isMatrix(_ v: ValueID) -> Bool { graph[v].op.kind == .matrix || graph[v].op.kind == .standalone }
+        func runsAlone(_ v: ValueID) -> Bool { graph[v].op.kind == .matrix || graph[v].op.kind == .standalone }
         /// The domain a fusible node is computed over (nil for leaves and products).
         func domain(_ v: ValueID) -> Shape? {
             let node = graph[v]
@@ -84,7 +84,7 @@ enum Fusion {
 
         for v in ids {
             guard let d = domain(v) else { continue }
-            for o in graph[v].operands where !isLeaf(o) && !isMatrix(o) && !isReduction(o) {
+            for o in graph[v].operands where !isLeaf(o) && !runsAlone(o) && !isReduction(o) {
                 if domain(o) == d { tryMerge(o, v) }
             }
         }
@@ -92,7 +92,7 @@ enum Fusion {
         // Kernels over the same domain with no path between them (e.g. the per-example sums that end
         // the likelihood and the KL) can run as one: fewer kernel starts, one pass over their inputs.
         var byDomain: [Shape: [Int]] = [:]
-        for v in ids where !isLeaf(v) && !isMatrix(v) && find(v) == v { byDomain[domain(v)!, default: []].append(v) }
+        for v in ids where !isLeaf(v) && !runsAlone(v) && find(v) == v { byDomain[domain(v)!, default: []].append(v) }
         for (_, clusters) in byDomain.sorted(by: { $0.value[0] < $1.value[0] }) {
             for (i, a) in clusters.enumerated() { for b in clusters[(i + 1)...] { tryMerge(a, b) } }
         }
@@ -109,7 +109,7 @@ enum Fusion {
             let next = ready.min { members[$0][0] < members[$1][0] }!
             ready.removeAll { $0 == next }
             let cluster = members[next]
-            if cluster.count == 1, isMatrix(cluster[0]) {
+            if cluster.count == 1, runsAlone(cluster[0]) {
                 let node = graph[cluster[0]]
                 if node.op.kind == .standalone {
                     kernels.append(.standalone(StandaloneKernel(node: cluster[0], op: node.op, operands: node.operands)))

@@ -57,32 +57,13 @@ enum ElementwiseFunction: UInt8, CaseIterable {
     case logGamma, digamma, trigamma, cbLogNormalizer, cbLogNormalizerSlope
     case add, subtract, multiply, divide, maximum
 
+    /// The code of an elementwise IR op (found through `op`, whose switch is exhaustive; this runs when
+    /// a kernel is bound, never per block).
     init(_ op: Op) {
-        switch op {
-        case .negate: self = .negate
-        case .exp: self = .exp
-        case .log: self = .log
-        case .square: self = .square
-        case .sqrt: self = .sqrt
-        case .abs: self = .abs
-        case .relu: self = .relu
-        case .sigmoid: self = .sigmoid
-        case .tanh: self = .tanh
-        case .softplus: self = .softplus
-        case .positiveStep: self = .positiveStep
-        case .sign: self = .sign
-        case .logGamma: self = .logGamma
-        case .digamma: self = .digamma
-        case .trigamma: self = .trigamma
-        case .cbLogNormalizer: self = .cbLogNormalizer
-        case .cbLogNormalizerSlope: self = .cbLogNormalizerSlope
-        case .add: self = .add
-        case .subtract: self = .subtract
-        case .multiply: self = .multiply
-        case .divide: self = .divide
-        case .maximum: self = .maximum
-        default: preconditionFailure("internal error: \(op.mnemonic) is not an elementwise op of a fused kernel")
+        guard let function = Self.allCases.first(where: { $0.op == op }) else {
+            preconditionFailure("internal error: \(op.mnemonic) is not an elementwise op of a fused kernel")
         }
+        self = function
     }
 
     /// The IR op it stands for.

@@ -68,20 +68,7 @@ enum VectorMath {
         let low = m .< 0.707_106_781_186_547_524
         e = e.replacing(with: e - 1, where: low)
         m = m.replacing(with: m + m - 1, where: low).replacing(with: m - 1, where: .!low)
-        let z = m * m
-        var y = V(repeating: 7.037_683_629_2e-2)
-        y = V(repeating: -1.151_461_031_0e-1).addingProduct(y, m)
-        y = V(repeating: 1.167_699_874_0e-1).addingProduct(y, m)
-        y = V(repeating: -1.242_014_084_6e-1).addingProduct(y, m)
-        y = V(repeating: 1.424_932_278_7e-1).addingProduct(y, m)
-        y = V(repeating: -1.666_805_766_5e-1).addingProduct(y, m)
-        y = V(repeating: 2.000_071_476_5e-1).addingProduct(y, m)
-        y = V(repeating: -2.499_999_399_3e-1).addingProduct(y, m)
-        y = V(repeating: 3.333_333_117_4e-1).addingProduct(y, m)
-        y = y * m * z
-        y = y + e * -2.121_944_40e-4
-        y = y - z * 0.5
-        var result = (m + y) + e * 0.693_359_375
+        var result = logOfScaled(m, exponent: e)
         result = result.replacing(with: -.infinity, where: x .== 0)
         result = result.replacing(with: .infinity, where: x .== .infinity)
         result = result.replacing(with: .nan, where: x .< 0 .| x .!= x)
@@ -96,6 +83,12 @@ enum VectorMath {
         let upper = u .>= 0.414_213_562_373_095_05
         let m = u.replacing(with: (u - 1) * 0.5, where: upper)
         let e = V(repeating: 0).replacing(with: 1, where: upper)
+        return logOfScaled(m, exponent: e)
+    }
+
+    /// log(2^e·(1 + m)) for m ∈ [√½ − 1, √2 − 1]: Cephes logf's polynomial in m, with ln 2 split in two
+    /// parts so e·ln 2 adds without rounding. Shared by `log` and `log1pUnit`.
+    @_transparent static func logOfScaled(_ m: V, exponent e: V) -> V {
         let z = m * m
         var y = V(repeating: 7.037_683_629_2e-2)
         y = V(repeating: -1.151_461_031_0e-1).addingProduct(y, m)

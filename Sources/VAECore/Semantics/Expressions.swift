@@ -98,7 +98,7 @@ extension Checker {
     mutating func lowerLinear(_ call: Call, _ args: BoundArguments, _ namer: inout LayerNamer) throws -> ValueID {
         let input = try lower(args.values["input"]!, &namer)
         let featuresExpr = args.values["features"]!
-        guard let features = constantValue(featuresExpr), features >= 1, features == features.rounded(), features <= 16_777_216 else {
+        guard let features = featuresExpr.constantValue, features >= 1, features == features.rounded(), features <= 16_777_216 else {
             throw Diagnostic("the number of features must be a positive whole number", at: featuresExpr.range)
         }
         let inShape = builder.shape(input)
@@ -148,24 +148,6 @@ extension Checker {
         return (w, b)
     }
 
-    /// Folds an expression made of numbers and arithmetic; nil when it is not constant.
-    func constantValue(_ e: Expression) -> Double? {
-        switch e {
-        case .number(let v, _): return v
-        case .negate(let inner, _): return constantValue(inner).map { -$0 }
-        case .binary(let op, let a, let b):
-            guard let x = constantValue(a), let y = constantValue(b) else { return nil }
-            let r: Double = switch op {
-            case .add: x + y
-            case .subtract: x - y
-            case .multiply: x * y
-            case .divide: x / y
-            }
-            return r.isFinite ? r : nil
-        case .string, .name, .call, .list: return nil
-        }
-    }
-
     // MARK: distributions
 
     mutating func checkPrior(_ call: Call) throws(Diagnostic) -> Prior {
@@ -180,11 +162,11 @@ extension Checker {
         let args = try bind(call, parameters: ["mean", "std"], required: [], summary: "normal(mean, std)")
         var mean = 0.0, std = 1.0
         if let e = args.values["mean"] {
-            guard let v = constantValue(e) else { throw Diagnostic("the prior's mean must be a number", at: e.range) }
+            guard let v = e.constantValue else { throw Diagnostic("the prior's mean must be a number", at: e.range) }
             mean = v
         }
         if let e = args.values["std"] {
-            guard let v = constantValue(e), v > 0 else { throw Diagnostic("the prior's std must be a positive number", at: e.range) }
+            guard let v = e.constantValue, v > 0 else { throw Diagnostic("the prior's std must be a positive number", at: e.range) }
             std = v
         }
         return .normal(mean: mean, std: std)
@@ -237,7 +219,7 @@ extension Checker {
         }
         /// A scale argument: a number, `learned`, `learned_per_feature`, `optimal` (Gaussian only) or an expression.
         func scale(_ e: Expression, _ label: String, allowOptimal: Bool) throws -> (ScaleSource, [String: ValueID]) {
-            if let v = constantValue(e) {
+            if let v = e.constantValue {
                 guard v > 0 else { throw Diagnostic("\(label) must be a positive number", at: e.range) }
                 return (.fixed(v), [:])
             }

@@ -104,7 +104,7 @@ extension Checker {
     /// A kernel or stride: `3` (both axes) or `[3, 5]` ([height, width]).
     func size2(_ e: Expression, _ what: String) throws(Diagnostic) -> Size2 {
         func axis(_ e: Expression) throws(Diagnostic) -> Int {
-            guard let v = constantValue(e), v == v.rounded(), v >= 1, v <= Double(SizeLimits.maxFeatures) else {
+            guard let v = e.constantValue, v == v.rounded(), v >= 1, v <= Double(SizeLimits.maxFeatures) else {
                 throw Diagnostic("\(what) must be a positive whole number, or two as [height, width]", at: e.range)
             }
             return Int(v)

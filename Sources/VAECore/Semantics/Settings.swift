@@ -72,20 +72,20 @@ extension Checker {
     }
 
     func wholeNumber(_ e: Expression, _ what: String, range: ClosedRange<Int>) throws(Diagnostic) -> Int {
-        guard let v = constantValue(e), v == v.rounded(), v >= Double(range.lowerBound), v <= Double(range.upperBound) else {
+        guard let v = e.constantValue, v == v.rounded(), v >= Double(range.lowerBound), v <= Double(range.upperBound) else {
             throw Diagnostic("\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound)", at: e.range)
         }
         return Int(v)
     }
 
     func positiveNumber(_ e: Expression, _ what: String) throws(Diagnostic) -> Double {
-        guard let v = constantValue(e), v > 0 else { throw Diagnostic("\(what) must be a positive number", at: e.range) }
+        guard let v = e.constantValue, v > 0 else { throw Diagnostic("\(what) must be a positive number", at: e.range) }
         return v
     }
 
     /// `beta:` — a number or one of the schedule words (BetaSchedule documents each rule).
     func betaSchedule(_ e: Expression, features: Int, latents: Int) throws(Diagnostic) -> BetaSchedule {
-        if let v = constantValue(e) {
+        if let v = e.constantValue {
             guard v >= 0 else { throw Diagnostic("beta must not be negative", at: e.range) }
             return .constant(v)
         }
@@ -104,7 +104,7 @@ extension Checker {
                 guard let value else { throw Diagnostic("missing argument '\(name)': \(signature.summary)", at: call.range) }
                 return value
             }
-            guard let v = constantValue(expr), v >= 0, !(positive && v == 0) else {
+            guard let v = expr.constantValue, v >= 0, !(positive && v == 0) else {
                 throw Diagnostic("\(name) must be a \(positive ? "positive" : "non-negative") number", at: expr.range)
             }
             return v
@@ -178,7 +178,7 @@ extension Checker {
     /// `binarize: 0.5` (a threshold in (0, 1)) or `binarize: dynamic`.
     func binarization(_ e: Expression) throws(Diagnostic) -> Binarization {
         if case .name(let id) = e, id.name == "dynamic" { return .dynamic }
-        guard let v = constantValue(e), v > 0, v < 1 else {
+        guard let v = e.constantValue, v > 0, v < 1 else {
             throw Diagnostic("binarize is a threshold in (0, 1) such as 0.5, or 'dynamic'", at: e.range)
         }
         return .threshold(v)
@@ -204,7 +204,7 @@ extension Checker {
     }
 
     func fraction(_ e: Expression, _ what: String) throws(Diagnostic) -> Double {
-        guard let v = constantValue(e), v >= 0, v < 1 else { throw Diagnostic("\(what) must be in [0, 1)", at: e.range) }
+        guard let v = e.constantValue, v >= 0, v < 1 else { throw Diagnostic("\(what) must be in [0, 1)", at: e.range) }
         return v
     }
 }

@@ -23,6 +23,25 @@ public indirect enum Expression: Sendable {
         case .call(let call): return call.range
         }
     }
+
+    /// The value of an expression made of numbers and arithmetic (`7 * 7 * 64`, `1/255`); nil when it
+    /// is not constant or not finite.
+    var constantValue: Double? {
+        switch self {
+        case .number(let v, _): return v
+        case .negate(let inner, _): return inner.constantValue.map { -$0 }
+        case .binary(let op, let a, let b):
+            guard let x = a.constantValue, let y = b.constantValue else { return nil }
+            let r: Double = switch op {
+            case .add: x + y
+            case .subtract: x - y
+            case .multiply: x * y
+            case .divide: x / y
+            }
+            return r.isFinite ? r : nil
+        case .string, .name, .call, .list: return nil
+        }
+    }
 }
 
 public enum BinaryOperator: String, Sendable { case add = "+", subtract = "-", multiply = "*", divide = "/" }
