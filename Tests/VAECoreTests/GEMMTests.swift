@@ -352,4 +352,35 @@ final class GEMMTests: XCTestCase {
             XCTAssertEqual(serial[i].map(\.bitPattern), results.values[i].map(\.bitPattern), "\(cases[i])")
         }
     }
+    /// The list of non-zero k steps of an 8-row panel (vector scan with a compress table) against a
+    /// scalar scan, for every kind of 16-step group: all zero, all non-zero, and mixed patterns in
+    /// either byte; −0 counts as zero, NaN and subnormals as non-zero; a tail shorter than 16 steps.
+    func testNonZeroStepsMatchAScalarScan() {
+        let lda = 131, kc = 125
+        var rng = LCG(state: 5)
+        var a = [Float](repeating: 0, count: 8 * lda)
+        for p in 0..<kc {
+            let group = p / 16
+            for i in 0..<8 {
+                let v = rng.next()
+                switch group {
+                case 0: a[i * lda + p] = 0                                   // all zero
+                case 1: a[i * lda + p] = v == 0 ? 1 : v                      // all non-zero
+                case 2: a[i * lda + p] = p % 5 == 0 && i == 3 ? v : -0.0     // sparse, −0 elsewhere
+                case 3: a[i * lda + p] = p % 16 >= 8 && i == 7 ? v : 0       // high byte only
+                case 4: a[i * lda + p] = p % 16 < 8 && i == 0 ? v : 0        // low byte only
+                case 5: a[i * lda + p] = p == 85 && i == 2 ? .nan : (p == 90 && i == 5 ? .leastNonzeroMagnitude : 0)
+                default: a[i * lda + p] = abs(v) < 0.8 ? 0 : v                // random, and the tail
+                }
+            }
+        }
+        let expected = (0..<kc).filter { p in (0..<8).contains { a[$0 * lda + p] != 0 || a[$0 * lda + p].isNaN } }
+        var steps = [Int32](repeating: -1, count: kc + 16)
+        let count = a.withUnsafeBufferPointer {
+            GEMM.nonZeroSteps($0.baseAddress!, lda: lda, kc: kc, limit: kc, into: &steps)
+        }
+        XCTAssertEqual(Array(steps[0..<count]).map(Int.init), expected)
+        XCTAssertTrue(expected.contains(85) && expected.contains(90) && !expected.contains(1))
+    }
 }
+
