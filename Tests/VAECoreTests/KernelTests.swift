@@ -126,6 +126,13 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(Self.splitsAFusedKernel(two.executable))
         XCTAssertTrue(two.executable.staging.stages.contains { $0.split })
         XCTAssertTrue(two.executable.staging.stages.contains { $0.kernels.count == 2 })
+        // The [B,400] kernel summing the two heads' data gradients (it has a column sum: the bias
+        // gradient) runs in row chunks beside the heads' weight gradients.
+        XCTAssertTrue(two.executable.staging.stages.contains { stage in
+            stage.kernels.count == 3 && stage.chunked.contains { k in
+                if case .fused(let f) = two.executable.program.kernels[k] { !f.columnSums.isEmpty } else { false }
+            }
+        })
         one.executable.run()
         two.executable.run()
         for name in outputs {
@@ -245,12 +252,14 @@ final class KernelTests: XCTestCase {
         defer { gradient.deallocate() }
         gradient.initialize(from: g, count: 37)
         adam.update(parameters: store, gradients: [gradient])
-        // Step 1 by hand: m = 0.1g, v = 0.001g², p −= (lr/0.1)·m / (√v/√0.001 + ε).
+        // Step 1 by hand: m = 0.1g, v = 0.001g², p −= (lr·√0.001/0.1)·m / (√v + ε·√0.001), the two
+        // constants rounded once from Double. 37 values: two vectors and a scalar tail of 5.
         let b1: Float = 0.9, b2: Float = 0.999
-        let stepSize = Float(1e-3 / (1 - 0.9)), root = Float((1 - 0.999).squareRoot())
+        let root = (1 - 0.999).squareRoot()
+        let stepSize = Float(1e-3 * root / (1 - 0.9)), epsilon = Float(1e-8 * root)
         for i in 0..<37 {
             let m = b1 * 0 + (1 - b1) * g[i], v = b2 * 0 + (1 - b2) * g[i] * g[i]
-            let expected = p0[i] - stepSize * m / (v.squareRoot() / root + 1e-8)
+            let expected = p0[i] - stepSize * m / (v.squareRoot() + epsilon)
             XCTAssertEqual(store.values(0)[i].bitPattern, expected.bitPattern, "value \(i)")
         }
     }

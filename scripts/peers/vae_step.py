@@ -1,6 +1,8 @@
 """Times one training step of the pytorch/examples MLP VAE (784-H-20-H-784, ReLU, Bernoulli on logits,
 summed reconstruction, analytic KL, Adam 1e-3) in PyTorch (eager) or JAX (jit), per step with the
-result synchronised, so the figure is comparable with `vaec bench` (median of the timed steps).
+result synchronised, so the figure is comparable with `vaec bench` (median of the timed steps). Like
+vaec bench's, a timed step includes preparing its batch: gathering the rows of a shuffled epoch and
+drawing the noise (NumPy; the first step of an epoch also draws the permutation).
 
     python vae_step.py torch|jax      env: BATCH (128), HIDDEN (400), STEPS (200), WARMUP (20),
                                       THREADS (PyTorch intra-op threads, 2), DATA (IDX images file)
@@ -51,10 +53,11 @@ def run_torch(x, rng):
         loss = F.binary_cross_entropy_with_logits(logits, xb, reduction="sum") - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         loss.backward(); opt.step()
     times = []
-    for n, (xb, eb) in enumerate(batches(x, rng)):
-        if n == WARMUP + STEPS: break
-        xb, eb = torch.from_numpy(xb), torch.from_numpy(eb)
-        t0 = time.perf_counter(); step(xb, eb); t1 = time.perf_counter()
+    source = batches(x, rng)
+    for n in range(WARMUP + STEPS):
+        t0 = time.perf_counter()
+        xb, eb = next(source)
+        step(torch.from_numpy(xb), torch.from_numpy(eb)); t1 = time.perf_counter()
         if n >= WARMUP: times.append(t1 - t0)
     report(f"torch {torch.__version__} eager threads={torch.get_num_threads()}", times)
 
@@ -82,9 +85,10 @@ def run_jax(x, rng):
         return ps, m, v
     m = jax.tree.map(jnp.zeros_like, ps); v = jax.tree.map(jnp.zeros_like, ps)
     times = []
-    for n, (xb, eb) in enumerate(batches(x, rng)):
-        if n == WARMUP + STEPS: break
+    source = batches(x, rng)
+    for n in range(WARMUP + STEPS):
         t0 = time.perf_counter()
+        xb, eb = next(source)
         ps, m, v = step(ps, m, v, float(n + 1), jnp.asarray(xb), jnp.asarray(eb)); jax.block_until_ready(ps)
         t1 = time.perf_counter()
         if n >= WARMUP: times.append(t1 - t0)

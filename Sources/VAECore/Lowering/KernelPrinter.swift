@@ -30,6 +30,7 @@ public enum Lowering {
                 let names = stage.kernels.map { k in
                     "k\(k) " + summary(program.kernels[k], program.graph, batch: batch)
                         + (stage.epilogue(of: k).map { " + epilogue k\($0) " + summary(program.kernels[$0], program.graph, batch: batch) } ?? "")
+                        + (stage.chunked.contains(k) ? " in row chunks" : "")
                 }
                 text += "stage \(s)\(stage.split ? " (split)" : ""): " + names.joined(separator: " ‖ ") + "\n"
             }

@@ -30,6 +30,15 @@ struct BlockInstruction {
     /// block (-1 for none).
     var storeSlot: Int32
     var storeSlotSecond: Int32
+    /// A `.binary` whose result is the operand of the `.softplusSigmoid` right after it: that
+    /// instruction computes both in one pass (the result is still written to its register).
+    var feedsNext = false
+    /// A `.binary` whose result a later `.rowSum` or `.columnSum` (only stores between) sums: in a
+    /// direct one-row block the binary accumulates the sum in its own pass (same order of adds) and
+    /// that instruction is `absorbed`. `.load` here means none.
+    var sums: Kind = .load
+    var sumSlot: Int32 = -1
+    var absorbed = false
 
     init(_ instruction: Instruction, direct form: FusedKernelRunner.DirectForm) {
         kind = .load; function = .add; inPlace = form.inPlace; done = form.done

@@ -154,6 +154,7 @@ public final class Executable {
                 profile.stageNames = staging.stages.map { stage in
                     stage.kernels.map { k in
                         describe(program.kernels[k]) + (stage.epilogue(of: k).map { " + " + describe(program.kernels[$0]) } ?? "")
+                            + (stage.chunked.contains(k) ? " (row chunks)" : "")
                     }.joined(separator: " | ") + (stage.split ? " (split)" : "")
                 }
             }
@@ -251,10 +252,10 @@ public final class Executable {
                     tasks += ImageKernels.bind(s, graph, batch: batch, pieces: stage.split ? threads : 1, pointer: pointer,
                                                epilogue: epilogue)
                 case .fused(let f):
-                    kind = .elementwise
+                    if k == stage.kernels[0] { kind = .elementwise }   // not a filler beside products
                     let runner = FusedKernelRunner(f, batch: batch, pointer: pointer,
                                                    partials: plan.scratch[k].map { arena + $0 })
-                    if stage.split {
+                    if stage.split || stage.chunked.contains(k) {
                         for c in 0..<runner.chunks {
                             tasks.append { t in runner.run(chunk: c, registers: registers + t * perThread) }
                         }

@@ -58,7 +58,7 @@ final class FusedKernelRunner {
         let inputs = kernel.inputs.map { UnsafePointer(pointer($0.value)) }
         let stores = kernel.stores.map(pointer)
         let direct = Self.directForms(kernel, inputs: inputs, stores: stores, elements: rows * columns)
-        code = Self.table(zip(kernel.code, direct).map { BlockInstruction($0, direct: $1) })
+        code = Self.table(Self.superinstructions(zip(kernel.code, direct).map { BlockInstruction($0, direct: $1) }))
         self.inputs = Self.table(inputs)
         modes = Self.table(kernel.inputs.map(\.mode))
         self.stores = Self.table(stores)
@@ -112,6 +112,30 @@ final class FusedKernelRunner {
             }
         }
         return forms
+    }
+
+    /// Passes over a block merged into one (superinstructions): every pass reads and writes whole
+    /// vectors (about as costly as an add), and the softplus/sigmoid pass is long enough to hide a
+    /// cheap op's loads and stores. A binary op whose result feeds the `.softplusSigmoid` right after
+    /// it runs inside that pass; a row or column sum of a binary op's result (only stores between) is
+    /// accumulated in the binary's pass. Each value still goes where it went, in the same order of
+    /// operations: the same bits.
+    static func superinstructions(_ code: [BlockInstruction]) -> [BlockInstruction] {
+        var code = code
+        for i in code.indices where code[i].kind == .binary {
+            if i + 1 < code.count, code[i + 1].kind == .softplusSigmoid, code[i + 1].a == code[i].defined {
+                code[i].feedsNext = true
+                continue
+            }
+            var j = i + 1
+            while j < code.count, code[j].kind == .store { j += 1 }
+            if j < code.count, code[j].kind == .rowSum || code[j].kind == .columnSum, code[j].a == code[i].defined {
+                code[i].sums = code[j].kind
+                code[i].sumSlot = code[j].slot
+                code[j].absorbed = true
+            }
+        }
+        return code
     }
 
     /// The registers an instruction writes (-1: none).
@@ -242,16 +266,37 @@ final class FusedKernelRunner {
                     let src = at[Int(instruction.a)]
                     Self.unary(instruction.function, destination(instruction.defined, instruction.storeSlot), src, vectors, n)
                 case .binary:
+                    if instruction.feedsNext { continue }
                     let x = at[Int(instruction.a)], y = at[Int(instruction.b)]
-                    Self.binary(instruction.function, x, y, destination(instruction.defined, instruction.storeSlot), vectors)
+                    let result = destination(instruction.defined, instruction.storeSlot)
+                    guard isDirect && h == 1 && instruction.sums != .load else {
+                        Self.binary(instruction.function, x, y, result, vectors)
+                        continue
+                    }
+                    if instruction.sums == .rowSum {
+                        let sums = rowSums[Int(instruction.sumSlot)]
+                        let total = Self.binarySummingRow(instruction.function, x, y, result, vectors)
+                        sums[r] = c0 == 0 ? total : sums[r] + total
+                    } else {
+                        let partial = partials! + (Int(instruction.sumSlot) * chunks + chunk) * columns + c0
+                        Self.binarySummingColumns(instruction.function, x, y, result, vectors,
+                                                  into: partial, first: r == chunkStart)
+                    }
                 case .softplusSigmoid:
-                    let src = at[Int(instruction.a)]
-                    let softplus = destination(instruction.defined, instruction.storeSlot)
-                    let sigmoid = destination(instruction.definedSecond, instruction.storeSlotSecond)
-                    for v in 0..<vectors {
-                        let (a, b) = VectorMath.softplusAndSigmoid(VectorMath.load(src + 16 * v))
-                        VectorMath.store(a, softplus + 16 * v)
-                        VectorMath.store(b, sigmoid + 16 * v)
+                    let softplus: UnsafeMutablePointer<Float>, sigmoid: UnsafeMutablePointer<Float>
+                    if index > 0 && code[index - 1].feedsNext {
+                        // The binary op before, computed in this pass: its result goes where it would have.
+                        let producer = code[index - 1]
+                        let x = at[Int(producer.a)], y = at[Int(producer.b)]
+                        let operand = destination(producer.defined, producer.storeSlot)
+                        softplus = destination(instruction.defined, instruction.storeSlot)
+                        sigmoid = destination(instruction.definedSecond, instruction.storeSlotSecond)
+                        Self.softplusSigmoid(of: producer.function, x, y, storing: operand, softplus, sigmoid, vectors)
+                    } else {
+                        let src = at[Int(instruction.a)]
+                        softplus = destination(instruction.defined, instruction.storeSlot)
+                        sigmoid = destination(instruction.definedSecond, instruction.storeSlotSecond)
+                        Self.softplusSigmoid(src, softplus, sigmoid, vectors)
                     }
                 case .copy:
                     let src = at[Int(instruction.a)], dst = destination(instruction.defined, instruction.storeSlot)
@@ -260,12 +305,14 @@ final class FusedKernelRunner {
                     if isDirect && instruction.done { continue }
                     Self.copyOut(at[Int(instruction.a)], out(instruction.slot), n)
                 case .rowSum:
+                    if isDirect && h == 1 && instruction.absorbed { continue }
                     let src = at[Int(instruction.a)], sums = rowSums[Int(instruction.slot)]
                     for i in 0..<h {
                         let total = Self.sum(src + i * w, w)
                         sums[r + i] = c0 == 0 ? total : sums[r + i] + total
                     }
                 case .columnSum:
+                    if isDirect && h == 1 && instruction.absorbed { continue }
                     let src = at[Int(instruction.a)]
                     let partial = partials! + (Int(instruction.slot) * chunks + chunk) * columns + c0
                     for i in 0..<h {
@@ -355,6 +402,92 @@ final class FusedKernelRunner {
             for i in 0..<n { d[i] = VectorMath.scalarSpecial(op, s[i]) }
         case .add, .subtract, .multiply, .divide, .maximum:
             preconditionFailure("internal error: a binary op in a unary instruction")
+        }
+    }
+
+    /// softplus and σ of whole vectors (one exp for both). Not inlined: its two dozen constants then
+    /// live in vector registers only during this loop, not across the block loop's other calls.
+    @inline(never)
+    static func softplusSigmoid(_ x: UnsafePointer<Float>, _ softplus: UnsafeMutablePointer<Float>,
+                                _ sigmoid: UnsafeMutablePointer<Float>, _ vectors: Int) {
+        for v in 0..<vectors {
+            let (a, b) = VectorMath.softplusAndSigmoid(VectorMath.load(x + 16 * v))
+            VectorMath.store(a, softplus + 16 * v)
+            VectorMath.store(b, sigmoid + 16 * v)
+        }
+    }
+
+    /// t = a ∘ b, stored, then softplus and σ of t, vector by vector (a superinstruction). Each store
+    /// of a vector follows the reads of that vector only, so registers shared between the operands and
+    /// the results give what the two passes one after the other give.
+    @inline(never)
+    static func softplusSigmoid(of function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                storing t: UnsafeMutablePointer<Float>, _ softplus: UnsafeMutablePointer<Float>,
+                                _ sigmoid: UnsafeMutablePointer<Float>, _ vectors: Int) {
+        typealias F = VectorFunctions
+        @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
+            for v in 0..<vectors {
+                let x = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
+                VectorMath.store(x, t + 16 * v)
+                let (p, q) = VectorMath.softplusAndSigmoid(x)
+                VectorMath.store(p, softplus + 16 * v)
+                VectorMath.store(q, sigmoid + 16 * v)
+            }
+        }
+        switch function {
+        case .add: run(F.Add.self)
+        case .subtract: run(F.Subtract.self)
+        case .multiply: run(F.Multiply.self)
+        case .divide: run(F.Divide.self)
+        case .maximum: run(F.Maximum.self)
+        default: preconditionFailure("internal error: a unary op in a binary instruction")
+        }
+    }
+
+    /// y = a ∘ b over whole vectors, returning Σ y as `sum(_:_:)` adds it (16 lane sums in vector
+    /// order, then the lanes): a binary op and the row sum of its result in one pass.
+    static func binarySummingRow(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                 _ y: UnsafeMutablePointer<Float>, _ vectors: Int) -> Float {
+        typealias F = VectorFunctions
+        @inline(__always) func run<G: VectorFunction2>(_: G.Type) -> Float {
+            var acc = V()
+            for v in 0..<vectors {
+                let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
+                VectorMath.store(r, y + 16 * v)
+                acc += r
+            }
+            return VectorMath.sum(acc)
+        }
+        switch function {
+        case .add: return run(F.Add.self)
+        case .subtract: return run(F.Subtract.self)
+        case .multiply: return run(F.Multiply.self)
+        case .divide: return run(F.Divide.self)
+        case .maximum: return run(F.Maximum.self)
+        default: preconditionFailure("internal error: a unary op in a binary instruction")
+        }
+    }
+
+    /// y = a ∘ b over whole vectors of one row, and the row added to (or, the first row of a task,
+    /// copied into) its task's partial column sums: a binary op and its column sum in one pass.
+    static func binarySummingColumns(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                     _ y: UnsafeMutablePointer<Float>, _ vectors: Int,
+                                     into partial: UnsafeMutablePointer<Float>, first: Bool) {
+        typealias F = VectorFunctions
+        @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
+            for v in 0..<vectors {
+                let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
+                VectorMath.store(r, y + 16 * v)
+                VectorMath.store(first ? r : VectorMath.load(partial + 16 * v) + r, partial + 16 * v)
+            }
+        }
+        switch function {
+        case .add: run(F.Add.self)
+        case .subtract: run(F.Subtract.self)
+        case .multiply: run(F.Multiply.self)
+        case .divide: run(F.Divide.self)
+        case .maximum: run(F.Maximum.self)
+        default: preconditionFailure("internal error: a unary op in a binary instruction")
         }
     }
 

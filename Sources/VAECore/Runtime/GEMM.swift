@@ -57,8 +57,11 @@ public enum GEMM {
     /// Largest k-block. The actual block is balanced: k is cut into ceil(k / kcMax) equal-ish parts,
     /// so an 8×kc A panel (12 KB at kc = 384) sits in L1 while B panels stream from L2.
     static let kcMax = 384
-    /// 32-column B panels per chunk (128 columns: a 384×128 B block is 192 KB of L2).
-    static let chunkPanels = 4
+    /// Bytes of B one chunk's k-block may hold: its 32-column panels stay in L2 (1 MB per core on
+    /// Zen 4) while the A panels pass through L1. A chunk scans its A panels' zero steps (sparse A)
+    /// and checks its B panels for non-finite values once per k-block, so fewer, wider chunks also
+    /// repeat those less: a 128-column limit cost 4 scans of every 8 pixels of a batch per step.
+    static let chunkBytes = 256 * 1024
     /// Chunks per thread when threaded (dynamic load balancing).
     static let chunksPerThread = 4
     /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says. A worker
@@ -260,12 +263,13 @@ public enum GEMM {
         var mUnits: Int { (mPanels + 2) / 3 }
 
         /// How C is cut into chunks: (split along n?, chunks along m, chunks along n).
-        /// One thread: chunks of at most `chunkPanels` B panels (cache blocking only). Several:
+        /// One thread: chunks of at most `chunkBytes` of B per k-block, and ≥ 4 panels (cache blocking only). Several:
         /// about `chunksPerThread` chunks per thread, along n when n has enough panels, else along m.
         /// Chunk sizes are kept equal where possible (the count is chosen so units divide evenly,
         /// e.g. 12 units → 6 chunks of 2 rather than 8 of 1 or 2), since with two threads one
         /// oversized chunk at the end costs more than a few extra chunks.
         func chunking(threads: Int) -> (Bool, Int, Int) {
+            let chunkPanels = max(4, GEMM.chunkBytes / (kc * 32 * 4))
             let minGn = (nUnits + chunkPanels - 1) / chunkPanels
             if threads <= 1 { return (true, 1, minGn) }
             let target = threads * chunksPerThread
@@ -639,7 +643,7 @@ public enum GEMM {
         // Whether a value is non-zero, on its bits: magnitude bits (sign cleared, so −0 is zero) not
         // all 0; NaN counts as non-zero. Integer vector ops throughout: Swift's SIMDMask comparisons
         // and lane reads compiled to per-lane code that cost ~4% of the mnist step (measured).
-        let magnitude = SIMD16<UInt32>(repeating: 0x7fff_ffff), one = SIMD16<UInt32>(repeating: 1)
+        let magnitude = SIMD16<UInt32>(repeating: 0x7fff_ffff)
         let laneBits = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
         let positions = setBitPositions
         var count = 0
@@ -649,8 +653,9 @@ public enum GEMM {
                 UnsafeRawPointer(r + p).loadUnaligned(as: SIMD16<UInt32>.self)
             }
             let union = (bits(r0) | bits(r1) | bits(r2) | bits(r3) | bits(r4) | bits(r5) | bits(r6) | bits(r7)) & magnitude
-            // Lane l contributes 2^l when any row is non-zero at step p + l.
-            let mask = Int((pointwiseMin(union, one) &* laneBits).wrappedSum())
+            // Lane l contributes 2^l when any row is non-zero at step p + l: union + 0x7fffffff carries
+            // into the top bit exactly when union ≥ 1 (generic pointwiseMin compiled to a call).
+            let mask = Int((((union &+ magnitude) &>> 31) &* laneBits).wrappedSum())
             if mask == 0xffff {
                 let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                 UnsafeMutableRawPointer(steps + count).storeBytes(of: lanes &+ Int32(p), as: SIMD16<Int32>.self)

@@ -6,7 +6,7 @@
 // Accuracy, measured against Double-precision Foundation (max error in ulp of the correctly rounded
 // result; KernelTests sweeps the same ranges):
 //   exp      0.98 ulp on [−104, 89] (2M points). Cephes expf polynomial after a Cody–Waite reduction,
-//            scaled by two exact powers of two so subnormal results round once. +inf above 88.7228,
+//            scaled by 2^n so that subnormal results round once (`scaled(_:byPowerOfTwo:)`). +inf above 88.7228,
 //            +0 below −103.97 (where the true value rounds to 0), NaN → NaN.
 //   log      0.72 ulp over every binade, subnormals included (2048 points per binade). Cephes logf
 //            (mantissa in [√½, √2), degree-8 polynomial); subnormals are scaled by 2^23 first.
@@ -37,8 +37,9 @@ enum VectorMath {
     }
 
     @_transparent static func exp(_ x: V) -> V {
-        let xc = x.replacing(with: 88.722_839_355_468_75, where: x .> 88.722_839_355_468_75)
-            .replacing(with: -104, where: x .< -104)
+        // Clamped to [−104, 88.7228]; NaN passes both clamps (each compare is false for it).
+        let high = x.replacing(with: 88.722_839_355_468_75, where: x .> 88.722_839_355_468_75)
+        let xc = high.replacing(with: -104, where: high .< -104)
         let n = (xc * 1.442_695_040_888_963_4).rounded(.toNearestOrEven)
         var r = xc - n * 0.693_359_375
         r = r - n * -2.121_944_40e-4
@@ -50,11 +51,20 @@ enum VectorMath {
         y = V(repeating: 1.666_666_545_9e-1).addingProduct(y, r)
         y = V(repeating: 5.000_000_120_1e-1).addingProduct(y, r)
         y = (y * z + r) + 1
-        // n ∈ [−150, 128]: two exact scalings keep each factor a normal power of two.
-        let half = (n * 0.5).rounded(.down)
-        var result = y * powerOfTwo(half) * powerOfTwo(n - half)
+        var result = scaled(y, byPowerOfTwo: n)
         result = result.replacing(with: x, where: x .!= x)
         return result
+    }
+
+    /// y·2^n rounded once, for y ∈ [0.7, 1.42] and integral n ∈ [−150, 128] (NaN n: garbage). With a = n
+    /// clamped to [−125, 127], y·2^a is normal, so adding a to y's exponent field is exact; the one
+    /// multiplication by 2^(n−a), n − a ∈ [−25, 1], rounds (a subnormal result, overflow) once.
+    @_transparent static func scaled(_ y: V, byPowerOfTwo n: V) -> V {
+        let low = n.replacing(with: -125, where: n .< -125)
+        let a = low.replacing(with: 127, where: low .> 127)
+        // a + 1.5·2^23 has a in its low mantissa bits, as a two's complement integer.
+        let exponent = (bits(a + V(repeating: 12_582_912)) &- U(repeating: 0x4B40_0000)) &<< U(repeating: 23)
+        return float(bits(y) &+ exponent) * powerOfTwo(n - a)
     }
 
     @_transparent static func log(_ x: V) -> V {
@@ -68,7 +78,7 @@ enum VectorMath {
         let low = m .< 0.707_106_781_186_547_524
         e = e.replacing(with: e - 1, where: low)
         m = m.replacing(with: m + m - 1, where: low).replacing(with: m - 1, where: .!low)
-        var result = logOfScaled(m, exponent: e)
+        var result = logOfScaled(m, exponentLow: e * -2.121_944_40e-4, exponentHigh: e * 0.693_359_375)
         result = result.replacing(with: -.infinity, where: x .== 0)
         result = result.replacing(with: .infinity, where: x .== .infinity)
         result = result.replacing(with: .nan, where: x .< 0 .| x .!= x)
@@ -82,13 +92,15 @@ enum VectorMath {
     @_transparent static func log1pUnit(_ u: V) -> V {
         let upper = u .>= 0.414_213_562_373_095_05
         let m = u.replacing(with: (u - 1) * 0.5, where: upper)
-        let e = V(repeating: 0).replacing(with: 1, where: upper)
-        return logOfScaled(m, exponent: e)
+        // e·c for e ∈ {0, 1} is c or a zero with c's sign: selected, not multiplied.
+        return logOfScaled(m, exponentLow: V(repeating: -0.0).replacing(with: -2.121_944_40e-4, where: upper),
+                           exponentHigh: V(repeating: 0).replacing(with: 0.693_359_375, where: upper))
     }
 
-    /// log(2^e·(1 + m)) for m ∈ [√½ − 1, √2 − 1]: Cephes logf's polynomial in m, with ln 2 split in two
-    /// parts so e·ln 2 adds without rounding. Shared by `log` and `log1pUnit`.
-    @_transparent static func logOfScaled(_ m: V, exponent e: V) -> V {
+    /// log(2^e·(1 + m)) for m ∈ [√½ − 1, √2 − 1]: Cephes logf's polynomial in m, with e·ln 2 given as
+    /// two parts (e·−2.12e-4 and e·0.693359375) so it adds without rounding. Shared by `log` and
+    /// `log1pUnit` (whose e ∈ {0, 1} selects the parts instead of multiplying).
+    @_transparent static func logOfScaled(_ m: V, exponentLow: V, exponentHigh: V) -> V {
         let z = m * m
         var y = V(repeating: 7.037_683_629_2e-2)
         y = V(repeating: -1.151_461_031_0e-1).addingProduct(y, m)
@@ -100,9 +112,9 @@ enum VectorMath {
         y = V(repeating: -2.499_999_399_3e-1).addingProduct(y, m)
         y = V(repeating: 3.333_333_117_4e-1).addingProduct(y, m)
         y = y * m * z
-        y = y + e * -2.121_944_40e-4
+        y = y + exponentLow
         y = y - z * 0.5
-        return (m + y) + e * 0.693_359_375
+        return (m + y) + exponentHigh
     }
 
     @_transparent static func softplus(_ x: V) -> V {
