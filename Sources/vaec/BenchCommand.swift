@@ -119,9 +119,7 @@ enum BenchCommand {
         let optimizer: Adam
         let data: Dataset
         let batch: Int
-        let latent: Int
-        let input: UnsafeMutablePointer<Float>
-        let noise: UnsafeMutablePointer<Float>
+        let loader: BatchLoader
         let gradients: [UnsafeMutablePointer<Float>]
         var random = RandomSource(seed: 0)
         var order: [Int]
@@ -131,20 +129,17 @@ enum BenchCommand {
             let model = program.model
             self.batch = batch
             self.data = data.values
-            latent = model.latent.featureCount
             parameters = ParameterStore(specs: model.parameters)
             parameters.initialize(random: &random)
             optimizer = Adam(spec: model.train.optimizer, parameters: model.parameters)
             optimizer.threads = threads
             executable = Executable(graph: program.graph, outputs: BenchCommand.trainOutputs(model), batch: batch, threads: threads)
-            input = .allocate(capacity: batch * model.input.featureCount)
-            noise = .allocate(capacity: batch * latent)
-            executable.adopt(input); executable.adopt(noise)
+            loader = BatchLoader(data: data.values, batch: batch, noisePerExample: model.latent.featureCount)
             for (i, spec) in model.parameters.enumerated() {
                 if let id = executable.uses(.parameter(spec.name)) { executable.bind(id, to: parameters.pointers[i]) }
             }
-            if let id = executable.uses(.input(model.input.name)) { executable.bind(id, to: input) }
-            if let id = executable.uses(.noise(model.latent.name)) { executable.bind(id, to: noise) }
+            if let id = executable.uses(.input(model.input.name)) { executable.bind(id, to: loader.input) }
+            if let id = executable.uses(.noise(model.latent.name)) { executable.bind(id, to: loader.noise) }
             let hypers: [String: Float] = ["beta": 1, "1/batch": 1 / Float(batch), "batch": Float(batch), "recon_weight": 1, "capacity": 0]
             for (name, _) in executable.leaves(where: { if case .hyper(let n) = $0 { n } else { nil } }) {
                 executable.setHyper(name, hypers[name] ?? 0)
@@ -169,22 +164,30 @@ enum BenchCommand {
             return order[position..<position + batch]
         }
 
-        func step() {
-            data.gather(rows(), into: input)
-            random.fillNormal(noise, count: batch * latent)
-            executable.run()
-            optimizer.update(parameters: parameters, gradients: gradients)
+        /// The batch after the current one when it comes without a new permutation (which would be
+        /// drawn before its noise): the one the step prepares during its update, as `vaec run` does.
+        private var prefetchableRows: ArraySlice<Int>? {
+            position + batch <= order.count ? order[position..<position + batch] : nil
         }
 
-        /// The same step with a timer around each phase.
+        func step() {
+            loader.load(rows(), random: &random)
+            executable.run()
+            optimizer.update(parameters: parameters, gradients: gradients,
+                             alongside: prefetchableRows.map { loader.prefetch($0, after: random) })
+        }
+
+        /// The same step with a timer around each phase. "data" is the part of preparing the batch
+        /// that is not overlapped with the previous update: a prefetched batch costs only its check
+        /// here, and its gather and noise are timed within "update".
         func step(phases: inout [String: Double]) {
             let t0 = BenchCommand.now()
-            data.gather(rows(), into: input)
-            random.fillNormal(noise, count: batch * latent)
+            loader.load(rows(), random: &random)
             let t1 = BenchCommand.now()
             executable.run()
             let t2 = BenchCommand.now()
-            optimizer.update(parameters: parameters, gradients: gradients)
+            optimizer.update(parameters: parameters, gradients: gradients,
+                             alongside: prefetchableRows.map { loader.prefetch($0, after: random) })
             let t3 = BenchCommand.now()
             phases["data", default: 0] += t1 - t0
             phases["update", default: 0] += t3 - t2

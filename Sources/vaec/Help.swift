@@ -78,7 +78,9 @@ enum Help {
         FLOPs of a step (2·m·n·k per matrix product, one per element and elementwise op, 10 per parameter
         for Adam), the GFLOP/s achieved, the compile time (file → kernel program), the peak memory
         (maximum resident set) and the time share of each kind of kernel (gemm, elementwise, update, data;
-        a fused kernel run as a product's epilogue counts with the product).
+        a fused kernel run as a product's epilogue counts with the product). As in 'vaec run', the next
+        batch is gathered and its noise drawn during the update when no shuffle comes between the two
+        steps: that work counts in 'update', and 'data' is only the part that is not overlapped.
         Uses the model's training data when it can be read, else uniform random values. Build with
         -c release for meaningful numbers.
 

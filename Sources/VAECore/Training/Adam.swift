@@ -1,12 +1,20 @@
 import Foundation
 
-/// Adam (Kingma & Ba) with PyTorch's arithmetic, fused: one pass over parameter, gradient and both
-/// moments. p ← p − (lr/(1−β1ᵗ)) · m / (√v/√(1−β2ᵗ) + ε).
+/// Adam (Kingma & Ba) with PyTorch's formula, fused: one pass over parameter, gradient and both moments.
+/// PyTorch writes the step p ← p − (lr/(1−β1ᵗ)) · m / (√v/√(1−β2ᵗ) + ε); multiplying the fraction's
+/// top and bottom by √(1−β2ᵗ) gives the same value with one division instead of two:
 ///
-/// The pass runs on SIMD16 vectors with the scalar formula's operations in the scalar formula's order
-/// (lane by lane, no fused multiply-add), so it gives the same bits as the scalar loop. The parameters
-/// are cut into fixed pieces of `pieceSize` values that the threads share (`threads`, default 1); every
-/// value is updated by one piece whatever the thread count, so the result does not depend on it.
+///     p ← p − (lr·√(1−β2ᵗ)/(1−β1ᵗ)) · m / (√v + ε·√(1−β2ᵗ))
+///
+/// with both bracketed constants computed in Double and rounded once per step. It equals PyTorch's
+/// formula up to float rounding (PyTorch's own foreach and fused variants round differently from its
+/// loop too; a test holds one update to a few ulp of the textbook formula in Double). The divider and
+/// square-root unit is what bounds this loop, so the dropped division is most of its cost.
+///
+/// The pass runs on SIMD16 vectors with the scalar tail's operations in the same order (lane by lane,
+/// no fused multiply-add), so it gives the same bits as the scalar loop. The parameters are cut into
+/// fixed pieces of `pieceSize` values that the threads share (`threads`, default 1); every value is
+/// updated by one piece whatever the thread count, so the result does not depend on it.
 public final class Adam {
     public let spec: OptimizerSpec
     public private(set) var step = 0
@@ -21,14 +29,21 @@ public final class Adam {
 
     /// (tensor, first value, count) of every piece.
     private var pieces: [(tensor: Int, start: Int, count: Int)] = []
-    private var job: WorkerPool.Job?
     /// The current update's operands, read by the pieces.
     private var parameters: ParameterStore?
     private var gradients: [UnsafeMutablePointer<Float>] = []
-    private var constants = Constants(b1: 0, b2: 0, stepSize: 0, rootCorrection2: 0, eps: 0)
+    private var constants = Constants(b1: 0, b2: 0, stepSize: 0, epsilon: 0)
 
+    /// One step's numbers: the moments' decay rates, lr·√(1−β2ᵗ)/(1−β1ᵗ) and ε·√(1−β2ᵗ).
     struct Constants {
-        var b1: Float, b2: Float, stepSize: Float, rootCorrection2: Float, eps: Float
+        var b1: Float, b2: Float, stepSize: Float, epsilon: Float
+
+        static func of(_ spec: OptimizerSpec, step: Int) -> Constants {
+            let correction1 = 1 - Foundation.pow(spec.beta1, Double(step))
+            let rootCorrection2 = (1 - Foundation.pow(spec.beta2, Double(step))).squareRoot()
+            return Constants(b1: Float(spec.beta1), b2: Float(spec.beta2), stepSize: Float(spec.learningRate * rootCorrection2 / correction1),
+                             epsilon: Float(spec.epsilon * rootCorrection2))
+        }
     }
 
     public init(spec: OptimizerSpec, parameters: [ParameterSpec]) {
@@ -42,24 +57,54 @@ public final class Adam {
         }
     }
 
-    public func update(parameters: ParameterStore, gradients: [UnsafeMutablePointer<Float>]) {
+    /// Work that shares the update's parallel section: independent tasks (they must not touch the
+    /// parameters, gradients or moments) that the first free threads claim before the update's pieces.
+    /// The other threads start on the pieces meanwhile, and a long task never ends the section alone.
+    /// Made once and passed to every `update` that should run it.
+    public final class SideTasks {
+        public let count: Int
+        let body: (_ task: Int) -> Void
+
+        public init(count: Int, body: @escaping (_ task: Int) -> Void) {
+            self.count = count
+            self.body = body
+        }
+    }
+
+    /// The section's job without side tasks, and with the latest side tasks (reused while they stay).
+    private var plainJob: WorkerPool.Job?
+    private var sideJob: (side: SideTasks, job: WorkerPool.Job)?
+
+    /// One Adam step of `parameters` along `gradients`, with `side`'s tasks run in the same section.
+    public func update(parameters: ParameterStore, gradients: [UnsafeMutablePointer<Float>], alongside side: SideTasks? = nil) {
         step += 1
-        let correction1 = 1 - Foundation.pow(spec.beta1, Double(step))
-        let correction2 = 1 - Foundation.pow(spec.beta2, Double(step))
-        constants = Constants(b1: Float(spec.beta1), b2: Float(spec.beta2), stepSize: Float(spec.learningRate / correction1),
-                              rootCorrection2: Float(correction2.squareRoot()), eps: Float(spec.epsilon))
+        constants = Constants.of(spec, step: step)
         self.parameters = parameters
         self.gradients = gradients
-        if threads > 1 && pieces.count > 1 {
-            if job == nil {
-                job = WorkerPool.Job(count: pieces.count) { [unowned self] piece, _ in self.update(piece: piece) }
-            }
-            WorkerPool.run(job!, threads: threads)
+        let sideCount = side?.count ?? 0
+        if threads > 1 && sideCount + pieces.count > 1 {
+            WorkerPool.run(job(alongside: side), threads: threads)
         } else {
+            for task in 0..<sideCount { side!.body(task) }
             for piece in pieces.indices { update(piece: piece) }
         }
         self.parameters = nil
         self.gradients = []
+    }
+
+    private func job(alongside side: SideTasks?) -> WorkerPool.Job {
+        guard let side else {
+            if plainJob == nil {
+                plainJob = WorkerPool.Job(count: pieces.count) { [unowned self] piece, _ in self.update(piece: piece) }
+            }
+            return plainJob!
+        }
+        if let cached = sideJob, cached.side === side { return cached.job }
+        let job = WorkerPool.Job(count: side.count + pieces.count) { [unowned self] task, _ in
+            if task < side.count { side.body(task) } else { self.update(piece: task - side.count) }
+        }
+        sideJob = (side, job)
+        return job
     }
 
     private func update(piece index: Int) {
@@ -75,7 +120,7 @@ public final class Adam {
         typealias V = SIMD16<Float>
         let b1 = V(repeating: c.b1), b2 = V(repeating: c.b2)
         let a1 = V(repeating: 1 - c.b1), a2 = V(repeating: 1 - c.b2)
-        let stepSize = V(repeating: c.stepSize), root = V(repeating: c.rootCorrection2), eps = V(repeating: c.eps)
+        let stepSize = V(repeating: c.stepSize), epsilon = V(repeating: c.epsilon)
         var i = 0
         while i + 16 <= n {
             let gi = VectorMath.load(g + i)
@@ -83,7 +128,7 @@ public final class Adam {
             let vi = b2 * VectorMath.load(v + i) + a2 * gi * gi
             VectorMath.store(mi, m + i)
             VectorMath.store(vi, v + i)
-            VectorMath.store(VectorMath.load(p + i) - stepSize * mi / (VectorMath.sqrt(vi) / root + eps), p + i)
+            VectorMath.store(VectorMath.load(p + i) - stepSize * mi / (VectorMath.sqrt(vi) + epsilon), p + i)
             i += 16
         }
         while i < n {
@@ -92,7 +137,7 @@ public final class Adam {
             let vi = c.b2 * v[i] + (1 - c.b2) * gi * gi
             m[i] = mi
             v[i] = vi
-            p[i] -= c.stepSize * mi / (vi.squareRoot() / c.rootCorrection2 + c.eps)
+            p[i] -= c.stepSize * mi / (vi.squareRoot() + c.epsilon)
             i += 1
         }
     }

@@ -101,3 +101,81 @@ public struct Dataset: Sendable {
         return String(format: "note: %.1f%% of the values in %@ lie strictly between 0 and 1, but the Bernoulli likelihood is a density only on binary data (on grey values it does not normalise). Consider 'x ~ continuous_bernoulli(logits: …)', or binarising the data with 'binarize: 0.5' (or 'binarize: dynamic') in the train block.", share, name)
     }
 }
+
+/// The input batch and the noise of a training step, in the buffers the step's program reads.
+///
+/// `load` fills them for a step: it gathers the rows and draws the noise from the run's generator. The
+/// next step's batch can instead be prepared while this step's Adam update runs (`prefetch`, whose
+/// tasks run in the update's section, on whichever thread is free): then `load` finds exactly that
+/// batch, drawn from exactly the generator state it is given, already in the buffers, and only moves
+/// the generator on to where the prefetch's draws left it. A prefetch never advances the run's
+/// generator itself, so a checkpoint or an interruption between the two steps sees the state it would
+/// without one, and either way the buffers and the generator end with the same bits.
+public final class BatchLoader {
+    /// The rows batches are gathered from (a new value forgets any prefetch).
+    public var data: Dataset { didSet { forgetPrefetch() } }
+    public let input: UnsafeMutablePointer<Float>
+    public let noise: UnsafeMutablePointer<Float>
+    public let batch: Int
+    /// Normal draws per batch.
+    public let noiseCount: Int
+
+    /// What the armed prefetch prepares: these rows, with the draws that follow `prefetchStart`.
+    private var prefetchRows: [Int]
+    private var prefetchStart = RandomSource(seed: 0)
+    /// Set by the prefetch's tasks when they have run: the generator after the prefetch's draws.
+    private var prefetchEnd: RandomSource?
+    private var prefetchGathered = false
+
+    /// The two tasks of a prefetch (draw the noise, gather the rows), for `Adam.update(alongside:)`.
+    /// The noise is task 0: it is the longer of the two.
+    private lazy var prefetchTasks = Adam.SideTasks(count: 2) { [unowned self] task in
+        if task == 0 {
+            var random = prefetchStart
+            random.fillNormal(noise, count: noiseCount)
+            prefetchEnd = random
+        } else {
+            data.gather(prefetchRows[...], into: input)
+            prefetchGathered = true
+        }
+    }
+
+    public init(data: Dataset, batch: Int, noisePerExample: Int) {
+        self.data = data
+        self.batch = batch
+        noiseCount = batch * noisePerExample
+        input = .allocate(capacity: batch * data.features)
+        noise = .allocate(capacity: noiseCount)
+        prefetchRows = []
+        prefetchRows.reserveCapacity(batch)
+    }
+
+    deinit { input.deallocate(); noise.deallocate() }
+
+    /// Puts the rows `rows` and the next `noiseCount` normal draws of `random` in the buffers.
+    public func load(_ rows: ArraySlice<Int>, random: inout RandomSource) {
+        defer { forgetPrefetch() }
+        if prefetchGathered, let end = prefetchEnd, prefetchStart == random, prefetchRows.elementsEqual(rows) {
+            random = end
+            return
+        }
+        data.gather(rows, into: input)
+        random.fillNormal(noise, count: noiseCount)
+    }
+
+    /// Arms a prefetch of the batch `rows` with the normal draws that follow `random` (which the caller
+    /// keeps as it is) and returns the tasks that prepare it. They overwrite the buffers: call this only
+    /// once the current step no longer reads them.
+    public func prefetch(_ rows: ArraySlice<Int>, after random: RandomSource) -> Adam.SideTasks {
+        forgetPrefetch()
+        prefetchRows.append(contentsOf: rows)
+        prefetchStart = random
+        return prefetchTasks
+    }
+
+    private func forgetPrefetch() {
+        prefetchRows.removeAll(keepingCapacity: true)
+        prefetchEnd = nil
+        prefetchGathered = false
+    }
+}

@@ -23,7 +23,7 @@ public struct RandomSource: Sendable, Equatable {
 
     public var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
 
-    public static func == (a: RandomSource, b: RandomSource) -> Bool { a.stateWords == b.stateWords }
+    public static func == (a: RandomSource, b: RandomSource) -> Bool { a.state == b.state }
 
     @inline(__always)
     public mutating func next() -> UInt64 {

@@ -37,21 +37,20 @@ public final class Trainer {
     public internal(set) var controller: BetaController
 
     /// The training data as this epoch sees it (a fresh draw each epoch under dynamic binarisation).
-    private(set) var train: Dataset
+    var train: Dataset { loader.data }
     /// The training data as loaded.
     let source: Dataset
     let test: Dataset?
     private var trainStep: Executable
     private var evaluators: [Int: (executable: Executable, input: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>)] = [:]
-    private let batchBuffer: UnsafeMutablePointer<Float>
-    private let noiseBuffer: UnsafeMutablePointer<Float>
+    /// The step's input batch and noise, and the prefetch of the next step's.
+    private let loader: BatchLoader
     private let gradientPointers: [UnsafeMutablePointer<Float>]
 
     public init(program: CompiledProgram, train: Dataset, test: Dataset?, options: TrainOptions = TrainOptions()) throws {
         self.program = program
         let binarize = program.model.train.binarize
         self.source = train
-        self.train = train.binarized(binarize, draw: Trainer.drawSeed(program.model.train.seed, epoch: 0))
         // The test set is binarised once, with a fixed draw, so every epoch is evaluated on the same data.
         self.test = test?.binarized(binarize, draw: Trainer.drawSeed(program.model.train.seed, epoch: -1))
         self.options = options
@@ -74,18 +73,16 @@ public final class Trainer {
         let outputs = [OutputName.loss, OutputName.reconstruction, OutputName.kl] + model.parameters.map { OutputName.gradient($0.name) }
         let step = Executable(graph: program.graph, outputs: outputs, batch: batch, threads: options.threads)
         trainStep = step
-        batchBuffer = .allocate(capacity: batch * train.features)
-        noiseBuffer = .allocate(capacity: batch * model.latent.featureCount)
+        loader = BatchLoader(data: train.binarized(binarize, draw: Trainer.drawSeed(model.train.seed, epoch: 0)),
+                             batch: batch, noisePerExample: model.latent.featureCount)
         gradientPointers = try model.parameters.map { p in
             guard let g = step.value(OutputName.gradient(p.name)) else {
                 throw VAECError.training("the program of \(model.name) has no gradient for parameter '\(p.name)'")
             }
             return g
         }
-        bind(trainStep, batch: batchBuffer, noise: noiseBuffer)
+        bind(trainStep, batch: loader.input, noise: loader.noise)
     }
-
-    deinit { batchBuffer.deallocate(); noiseBuffer.deallocate() }
 
     /// Bytes of values, parameters and moments a run needs at most (see `checkMemory`).
     static func estimatedBytes(_ program: CompiledProgram, batch: Int, test: Dataset?) -> Double {
@@ -193,7 +190,7 @@ public final class Trainer {
     /// Under dynamic binarisation, each epoch trains on its own Bernoulli draw of the data.
     func drawEpochData() {
         if case .dynamic = program.model.train.binarize {
-            train = source.binarized(.dynamic, draw: Trainer.drawSeed(program.model.train.seed, epoch: epoch))
+            loader.data = source.binarized(.dynamic, draw: Trainer.drawSeed(program.model.train.seed, epoch: epoch))
         }
     }
 
@@ -209,7 +206,12 @@ public final class Trainer {
         let first = progress!.batchesDone * batch
         let hypers = controller.hypers(step: step, epoch: epoch, stepsPerEpoch: stepsPerEpoch,
                                        totalSteps: stepsPerEpoch * epochs)
-        let (r, k) = try trainOn(progress!.order[first..<first + batch], hypers: hypers)
+        // Between this step and the next batch of the same epoch nothing else draws from the generator
+        // (the controller, the reports and checkpoints do not; the evaluation has its own), so that
+        // batch can be prepared during this step's update. The first batch of an epoch cannot: the
+        // epoch's shuffle is drawn before it.
+        let next = progress!.batchesDone + 1 < stepsPerEpoch ? progress!.order[first + batch..<first + 2 * batch] : nil
+        let (r, k) = try trainOn(progress!.order[first..<first + batch], hypers: hypers, prefetching: next)
         controller.observe(reconstruction: r / Double(batch), kl: k / Double(batch))
         progress!.beta = BetaController.effectiveBeta(hypers)
         progress!.reconstruction += r
@@ -238,10 +240,10 @@ public final class Trainer {
     }
 
     /// One step: forward, backward, Adam. Returns the batch's summed reconstruction and KL in nats.
-    func trainOn(_ rows: ArraySlice<Int>, hypers: [String: Double]) throws -> (Double, Double) {
-        let batch = rows.count
-        train.gather(rows, into: batchBuffer)
-        random.fillNormal(noiseBuffer, count: batch * program.model.latent.featureCount)
+    /// `next`: the rows of the next step, to prepare during the update with the draws that follow this
+    /// step's (only when nothing else draws from the generator in between).
+    func trainOn(_ rows: ArraySlice<Int>, hypers: [String: Double], prefetching next: ArraySlice<Int>?) throws -> (Double, Double) {
+        loader.load(rows, random: &random)
         for (name, value) in hypers { trainStep.setHyper(name, Float(value)) }
         trainStep.run()
         if let problem = nonFiniteResult() {
@@ -249,7 +251,9 @@ public final class Trainer {
                                       batch: (progress?.batchesDone ?? 0) + 1, batchesPerEpoch: stepsPerEpoch,
                                       origin: NonFiniteValueError.firstNonFinite(in: trainStep, model: program.model))
         }
-        optimizer.update(parameters: parameters, gradients: gradientPointers)
+        // Past the NaN guard (which may re-run the step on this batch) nothing reads the buffers again.
+        optimizer.update(parameters: parameters, gradients: gradientPointers,
+                         alongside: next.map { loader.prefetch($0, after: random) })
         step += 1
         return (Double(trainStep.scalar(OutputName.reconstruction)), Double(trainStep.scalar(OutputName.kl)))
     }
