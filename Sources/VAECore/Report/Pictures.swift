@@ -83,10 +83,10 @@ public struct Pictures {
     func reconstructions(_ directory: String) throws -> Picture {
         let columns = min(10, data.count), pairs = min(2, (data.count + columns - 1) / columns)
         let count = min(data.count, columns * pairs)
-        let m = model.latent.featureCount, n = model.input.featureCount
+        let m = model.latent.featureCount
         let chosen = (0..<count).map { $0 * data.count / count }
         let decoded = try decoder.means(chosen.flatMap { evaluation.posteriorMeans[$0 * m..<($0 + 1) * m] })
-        let inputs = chosen.flatMap { data.values[$0 * n..<($0 + 1) * n] }
+        let inputs = chosen.flatMap { data.row($0) }
         var tiles: [[ArraySlice<Float>]] = []
         for pair in 0..<pairs {
             let indices = (pair * columns)..<min(count, (pair + 1) * columns)
