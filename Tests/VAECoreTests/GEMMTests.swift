@@ -148,7 +148,13 @@ final class GEMMTests: XCTestCase {
     /// thread count; and with a non-finite value in B it must not skip (0·inf is NaN): the NaNs of
     /// the reference appear in the same places.
     func testSparseAGivesTheDenseValues() {
-        let (m, n, k) = (40, 260, 400)   // two k-blocks, a narrow tail panel, above the threading threshold
+        // n = 260: an 8-wide tail panel (run densely); n = 272: a 16-wide tail panel, which runs with
+        // the wide tiles over their list of non-zero steps.
+        for n in [260, 272] { sparseAGivesTheDenseValues(n: n) }
+    }
+
+    func sparseAGivesTheDenseValues(n: Int) {
+        let (m, k) = (40, 400)   // two k-blocks, a narrow tail panel, above the threading threshold
         var rng = LCG(state: 7)
         func sparseA(lda: Int) -> [Float] {
             var a = [Float](repeating: 0, count: m * lda)
@@ -183,6 +189,12 @@ final class GEMMTests: XCTestCase {
         let denseInf = multiply(lda: 448, threads: 1)
         XCTAssertTrue((0..<m).allSatisfy { denseInf[$0 * n + 7].isNaN })
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), denseInf), "non-finite B: no step may be skipped")
+        // inf in the last (tail) column only, at a step that is zero in every row.
+        b[7 * ldb + 1] = 0.5
+        b[(n - 1) * ldb + 1] = .infinity
+        let tailInf = multiply(lda: 448, threads: 1)
+        XCTAssertTrue((0..<m).allSatisfy { tailInf[$0 * n + n - 1].isNaN })
+        XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), tailInf), "n \(n), non-finite tail: no step may be skipped")
     }
 
     /// transposeC (C stored n×m) gives the values of the plain product, for every transpose, edge sizes

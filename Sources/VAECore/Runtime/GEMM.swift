@@ -459,11 +459,17 @@ public enum GEMM {
                     let tiles = Tiles(job: self, p0: p0, kc: kcur, aBlock: aBlock, aOrigin: aOrigin,
                                       bBlock: bBlock, bOrigin: bOrigin,
                                       beta: bi == 0 ? beta : 1, edge: edge, steps: steps)
+                    // A 16-column tail of a sparse A stored m×k goes with the wide tiles of each row
+                    // panel, over the same list of non-zero steps (run densely on its own, the tail of
+                    // x·W₁ᵀ cost as much as two sparse 32-column panels, measured).
+                    let sparseTail = hasTail && wide1 > wide0 && directA && !transA && !transC
+                        && plan.mid == 1 && plan.last8 == 0
                     if wide1 > wide0 {
-                        tiles.wide(rows: row0..<row1, panels: wide0..<wide1)
+                        tiles.wide(rows: row0..<row1, panels: wide0..<wide1, sparseTail: sparseTail ? plan.wide : nil)
                     }
                     if hasTail {
-                        tiles.narrow(rows: row0..<row1, panels: plan.wide..<bPanels)
+                        tiles.narrow(rows: sparseTail ? row0 + (row1 - row0) / 8 * 8 ..< row1 : row0..<row1,
+                                     panels: plan.wide..<bPanels)
                     }
                 }
             }
@@ -504,10 +510,12 @@ public enum GEMM {
 
         /// 8×32 tiles over rows × 32-wide panels: each A panel (in L1) against all B panels (L2).
         @inline(__always)
-        func wide(rows: Range<Int>, panels: Range<Int>) {
+        /// `sparseTail`: the 16-wide B panel (its index) that the whole 8-row panels read in place also
+        /// run here, with their list of non-zero steps; `narrow` then does only the other rows.
+        func wide(rows: Range<Int>, panels: Range<Int>, sparseTail: Int? = nil) {
             let alpha = job.alpha, ldc = job.ldc, n = job.plan.n, c = job.c, kc = self.kc
             let rowsInPlace = job.directA && !job.transA
-            var bFinite: Bool? = nil
+            var bFinite: Bool? = nil, tailFinite: Bool? = nil
             var ir = rows.lowerBound
             while ir < rows.upperBound {
                 let mr = min(8, rows.upperBound - ir)
@@ -555,8 +563,43 @@ public enum GEMM {
                     }
                     jr += 32
                 }
+                if let tail = sparseTail, let aRows {
+                    if sparseCount >= 0 && tailFinite == nil { tailFinite = finite(tail: tail) }
+                    tailTile(tail, row: ir, aRows: aRows, sparseCount: tailFinite == true ? sparseCount : -1)
+                }
                 ir += 8
             }
+        }
+
+        /// The 16-wide tail panel `q` for the 8 rows at ir read in place (A stored m×k), over the wide
+        /// tiles' list of non-zero steps when there is one.
+        @inline(__always)
+        func tailTile(_ q: Int, row ir: Int, aRows: UnsafePointer<Float>, sparseCount: Int) {
+            let (j0, width) = job.bPanel(q)
+            let nr = min(width, job.plan.n - j0)
+            let (bPanel, bStep) = bSource(j0, width: width)
+            let full = nr == width
+            let dst = full ? job.c + ir * job.ldc + j0 : edge, dstLd = full ? job.ldc : width
+            let dstBeta: Float = full ? beta : 0
+            if sparseCount >= 0 {
+                kernelRows8x16Sparse(sparseCount, steps, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
+            } else {
+                kernelRows8x16(kc, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
+            }
+            if !full {
+                storeEdge(rows: 8, cols: nr, src: edge, srcStride: width, c: job.c + ir * job.ldc + j0, ldc: job.ldc, beta: beta)
+            }
+        }
+
+        /// Whether the 16-wide tail B panel `q` of this k-block holds only finite values (as `finite`).
+        func finite(tail q: Int) -> Bool {
+            let (j0, width) = job.bPanel(q)
+            let (bPanel, bStep) = bSource(j0, width: width)
+            var probe = SIMD16<Float>()
+            for p in 0..<kc {
+                probe = probe.addingProduct(UnsafeRawPointer(bPanel + p * bStep).loadUnaligned(as: SIMD16<Float>.self), SIMD16<Float>())
+            }
+            return probe.sum() == 0
         }
 
         /// Whether the 32-wide B panels `panels` of this k-block hold only finite values.

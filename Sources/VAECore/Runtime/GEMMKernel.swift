@@ -18,6 +18,7 @@
 //   kernelRows8x{32,16,8}: tiles reading A stored m×k in place (8 row pointers) instead of a packed
 //                        (transposed) panel: A is never packed when its leading dimension allows.
 //   kernelRows8x32Sparse: the same over a list of k steps (those where A's 8 rows are not all 0).
+//   kernelRows8x16Sparse: likewise for a 16-column tail panel, over the same list.
 //   kernel8x32Sparse:    kernel8x32 over such a list (A read with a step, e.g. Aᵀ stored k×m in place).
 
 extension GEMM {
@@ -586,6 +587,46 @@ extension GEMM {
             c7_0 = c7_0.addingProduct(SIMD16<Float>(repeating: r7[p]), b0)
             pb += bBytes
             p &+= 1
+        }
+        let va = SIMD16<Float>(repeating: alpha), vb = SIMD16<Float>(repeating: beta)
+        let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
+        var row = UnsafeMutableRawPointer(c)
+        let rs = ldc &* 4
+        update(row, c0_0, va, vb, mode); row += rs
+        update(row, c1_0, va, vb, mode); row += rs
+        update(row, c2_0, va, vb, mode); row += rs
+        update(row, c3_0, va, vb, mode); row += rs
+        update(row, c4_0, va, vb, mode); row += rs
+        update(row, c5_0, va, vb, mode); row += rs
+        update(row, c6_0, va, vb, mode); row += rs
+        update(row, c7_0, va, vb, mode)
+    }
+
+    /// kernelRows8x16 over the k steps listed in `steps` only (in order; see `GEMM.nonZeroSteps`): the
+    /// 16-column tail of a product whose A is sparse (x·W₁ᵀ, n = 400), with the wide tiles' list.
+    @inline(never)
+    static func kernelRows8x16Sparse(_ count: Int, _ steps: UnsafePointer<Int32>, _ a: UnsafePointer<Float>, _ lda: Int,
+                       _ b: UnsafePointer<Float>, _ bStep: Int,
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        var c0_0 = SIMD16<Float>(); var c1_0 = SIMD16<Float>(); var c2_0 = SIMD16<Float>(); var c3_0 = SIMD16<Float>();
+        var c4_0 = SIMD16<Float>(); var c5_0 = SIMD16<Float>(); var c6_0 = SIMD16<Float>(); var c7_0 = SIMD16<Float>();
+        let r0 = a, r1 = a + lda, r2 = a + 2 &* lda, r3 = a + 3 &* lda
+        let r4 = a + 4 &* lda, r5 = a + 5 &* lda, r6 = a + 6 &* lda, r7 = a + 7 &* lda
+        let rb = UnsafeRawPointer(b)
+        let bBytes = bStep &* 4
+        var t = 0
+        while t < count {
+            let p = Int(steps[t])
+            let b0 = (rb + p &* bBytes).loadUnaligned(as: SIMD16<Float>.self)
+            c0_0 = c0_0.addingProduct(SIMD16<Float>(repeating: r0[p]), b0)
+            c1_0 = c1_0.addingProduct(SIMD16<Float>(repeating: r1[p]), b0)
+            c2_0 = c2_0.addingProduct(SIMD16<Float>(repeating: r2[p]), b0)
+            c3_0 = c3_0.addingProduct(SIMD16<Float>(repeating: r3[p]), b0)
+            c4_0 = c4_0.addingProduct(SIMD16<Float>(repeating: r4[p]), b0)
+            c5_0 = c5_0.addingProduct(SIMD16<Float>(repeating: r5[p]), b0)
+            c6_0 = c6_0.addingProduct(SIMD16<Float>(repeating: r6[p]), b0)
+            c7_0 = c7_0.addingProduct(SIMD16<Float>(repeating: r7[p]), b0)
+            t &+= 1
         }
         let va = SIMD16<Float>(repeating: alpha), vb = SIMD16<Float>(repeating: beta)
         let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
