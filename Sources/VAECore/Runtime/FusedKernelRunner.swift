@@ -424,48 +424,39 @@ final class FusedKernelRunner {
     static func softplusSigmoid(of function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                 storing t: UnsafeMutablePointer<Float>, _ softplus: UnsafeMutablePointer<Float>,
                                 _ sigmoid: UnsafeMutablePointer<Float>, _ vectors: Int) {
-        typealias F = VectorFunctions
-        @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
-            for v in 0..<vectors {
-                let x = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
-                VectorMath.store(x, t + 16 * v)
-                let (p, q) = VectorMath.softplusAndSigmoid(x)
-                VectorMath.store(p, softplus + 16 * v)
-                VectorMath.store(q, sigmoid + 16 * v)
+        struct Pass: BinaryPass {
+            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, t: UnsafeMutablePointer<Float>
+            let softplus: UnsafeMutablePointer<Float>, sigmoid: UnsafeMutablePointer<Float>, vectors: Int
+            @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
+                for v in 0..<vectors {
+                    let x = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
+                    VectorMath.store(x, t + 16 * v)
+                    let (p, q) = VectorMath.softplusAndSigmoid(x)
+                    VectorMath.store(p, softplus + 16 * v)
+                    VectorMath.store(q, sigmoid + 16 * v)
+                }
             }
         }
-        switch function {
-        case .add: run(F.Add.self)
-        case .subtract: run(F.Subtract.self)
-        case .multiply: run(F.Multiply.self)
-        case .divide: run(F.Divide.self)
-        case .maximum: run(F.Maximum.self)
-        default: preconditionFailure("internal error: a unary op in a binary instruction")
-        }
+        dispatch(function, Pass(a: a, b: b, t: t, softplus: softplus, sigmoid: sigmoid, vectors: vectors))
     }
 
     /// y = a ∘ b over whole vectors, returning Σ y as `sum(_:_:)` adds it (16 lane sums in vector
     /// order, then the lanes): a binary op and the row sum of its result in one pass.
     static func binarySummingRow(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                  _ y: UnsafeMutablePointer<Float>, _ vectors: Int) -> Float {
-        typealias F = VectorFunctions
-        @inline(__always) func run<G: VectorFunction2>(_: G.Type) -> Float {
-            var acc = V()
-            for v in 0..<vectors {
-                let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
-                VectorMath.store(r, y + 16 * v)
-                acc += r
+        struct Pass: BinaryPass {
+            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, vectors: Int
+            @inline(__always) func run<G: VectorFunction2>(_: G.Type) -> Float {
+                var acc = V()
+                for v in 0..<vectors {
+                    let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
+                    VectorMath.store(r, y + 16 * v)
+                    acc += r
+                }
+                return VectorMath.sum(acc)
             }
-            return VectorMath.sum(acc)
         }
-        switch function {
-        case .add: return run(F.Add.self)
-        case .subtract: return run(F.Subtract.self)
-        case .multiply: return run(F.Multiply.self)
-        case .divide: return run(F.Divide.self)
-        case .maximum: return run(F.Maximum.self)
-        default: preconditionFailure("internal error: a unary op in a binary instruction")
-        }
+        return dispatch(function, Pass(a: a, b: b, y: y, vectors: vectors))
     }
 
     /// y = a ∘ b over whole vectors of one row, and the row added to (or, the first row of a task,
@@ -473,38 +464,53 @@ final class FusedKernelRunner {
     static func binarySummingColumns(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                      _ y: UnsafeMutablePointer<Float>, _ vectors: Int,
                                      into partial: UnsafeMutablePointer<Float>, first: Bool) {
-        typealias F = VectorFunctions
-        @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
-            for v in 0..<vectors {
-                let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
-                VectorMath.store(r, y + 16 * v)
-                VectorMath.store(first ? r : VectorMath.load(partial + 16 * v) + r, partial + 16 * v)
+        struct Pass: BinaryPass {
+            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, vectors: Int
+            let partial: UnsafeMutablePointer<Float>, first: Bool
+            @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
+                for v in 0..<vectors {
+                    let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
+                    VectorMath.store(r, y + 16 * v)
+                    VectorMath.store(first ? r : VectorMath.load(partial + 16 * v) + r, partial + 16 * v)
+                }
             }
         }
-        switch function {
-        case .add: run(F.Add.self)
-        case .subtract: run(F.Subtract.self)
-        case .multiply: run(F.Multiply.self)
-        case .divide: run(F.Divide.self)
-        case .maximum: run(F.Maximum.self)
-        default: preconditionFailure("internal error: a unary op in a binary instruction")
-        }
+        dispatch(function, Pass(a: a, b: b, y: y, vectors: vectors, partial: partial, first: first))
     }
 
     /// An elementwise binary op over whole vectors of a block.
     @inline(__always)
     static func binary(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                        _ y: UnsafeMutablePointer<Float>, _ vectors: Int) {
+        struct Pass: BinaryPass {
+            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, vectors: Int
+            @inline(__always) func run<G: VectorFunction2>(_ g: G.Type) { VectorMath.map2(g, a, b, y, vectors: vectors) }
+        }
+        dispatch(function, Pass(a: a, b: b, y: y, vectors: vectors))
+    }
+
+    /// Runs `pass` specialised for the binary op `function` (the one switch over the binary ops of the
+    /// fused runner's vector loops).
+    @inline(__always)
+    static func dispatch<P: BinaryPass>(_ function: ElementwiseFunction, _ pass: P) -> P.Result {
         typealias F = VectorFunctions
         switch function {
-        case .add: VectorMath.map2(F.Add.self, a, b, y, vectors: vectors)
-        case .subtract: VectorMath.map2(F.Subtract.self, a, b, y, vectors: vectors)
-        case .multiply: VectorMath.map2(F.Multiply.self, a, b, y, vectors: vectors)
-        case .divide: VectorMath.map2(F.Divide.self, a, b, y, vectors: vectors)
-        case .maximum: VectorMath.map2(F.Maximum.self, a, b, y, vectors: vectors)
+        case .add: return pass.run(F.Add.self)
+        case .subtract: return pass.run(F.Subtract.self)
+        case .multiply: return pass.run(F.Multiply.self)
+        case .divide: return pass.run(F.Divide.self)
+        case .maximum: return pass.run(F.Maximum.self)
         case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign,
              .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
             preconditionFailure("internal error: a unary op in a binary instruction")
         }
     }
 }
+
+/// A vector loop over a binary op, generic in the op so that `FusedKernelRunner.dispatch` can run it
+/// specialised for each one.
+protocol BinaryPass {
+    associatedtype Result
+    func run<G: VectorFunction2>(_: G.Type) -> Result
+}
+
