@@ -173,6 +173,11 @@ enum BenchCommand {
         func step() {
             loader.load(rows(), random: &random)
             executable.run()
+            update()
+        }
+
+        /// Adam, with the next batch prepared alongside when it can be.
+        private func update() {
             optimizer.update(parameters: parameters, gradients: gradients,
                              alongside: prefetchableRows.map { loader.prefetch($0, after: random) })
         }
@@ -186,8 +191,7 @@ enum BenchCommand {
             let t1 = BenchCommand.now()
             executable.run()
             let t2 = BenchCommand.now()
-            optimizer.update(parameters: parameters, gradients: gradients,
-                             alongside: prefetchableRows.map { loader.prefetch($0, after: random) })
+            update()
             let t3 = BenchCommand.now()
             phases["data", default: 0] += t1 - t0
             phases["update", default: 0] += t3 - t2

@@ -70,7 +70,7 @@ struct Staging: Sendable {
                 if let partner {
                     members.append(partner)
                     remaining.removeAll { $0 == partner }
-                    if let filler = Self.filler(after: members, in: remaining, kernels, ready: ready) {
+                    if let filler = Self.filler(in: remaining, kernels, ready: ready) {
                         members.append(filler)
                         chunked.insert(filler)
                         remaining.removeAll { $0 == filler }
@@ -106,12 +106,12 @@ struct Staging: Sendable {
     }
 
     /// A fused kernel to run beside a pair of products, in row chunks claimed by whichever thread is
-    /// free first: the next remaining kernel, if it is fused and reads only values of earlier stages. The pair's products seldom take equal times (one has
-    /// an epilogue, or a different shape), and a small kernel alone in a stage runs on one thread
-    /// while the other waits: in the mnist step the [B,400] kernel that sums the two heads' data
-    /// gradients (19 µs on one core) otherwise ran after one of the small paired products.
-    private static func filler(after members: [Int], in remaining: [Int], _ kernels: [Kernel],
-                               ready: (Int) -> Bool) -> Int? {
+    /// free first: the next remaining kernel, if it is fused and reads only values of earlier stages.
+    /// The pair's products seldom take equal times (one has an epilogue, or a different shape), and a
+    /// small kernel alone in a stage runs on one thread while the other waits: in the mnist step the
+    /// [B,400] kernel that sums the two heads' data gradients (19 µs on one core) otherwise ran after
+    /// one of the small paired products.
+    private static func filler(in remaining: [Int], _ kernels: [Kernel], ready: (Int) -> Bool) -> Int? {
         guard let next = remaining.first, case .fused = kernels[next], ready(next) else { return nil }
         return next
     }

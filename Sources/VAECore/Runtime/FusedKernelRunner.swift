@@ -283,6 +283,8 @@ final class FusedKernelRunner {
                                                   into: partial, first: r == chunkStart)
                     }
                 case .softplusSigmoid:
+                    // Operands are read before `destination` maps the defined registers: a defined
+                    // register may be an operand's (registers are reused once dead).
                     let softplus: UnsafeMutablePointer<Float>, sigmoid: UnsafeMutablePointer<Float>
                     if index > 0 && code[index - 1].feedsNext {
                         // The binary op before, computed in this pass: its result goes where it would have.
