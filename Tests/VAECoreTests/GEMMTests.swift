@@ -148,9 +148,9 @@ final class GEMMTests: XCTestCase {
     /// thread count; and with a non-finite value in B it must not skip (0·inf is NaN): the NaNs of
     /// the reference appear in the same places.
     func testSparseAGivesTheDenseValues() {
-        // n = 260: an 8-wide tail panel (run densely); n = 272: a 16-wide tail panel, which runs with
-        // the wide tiles over their list of non-zero steps.
-        for n in [260, 272] { sparseAGivesTheDenseValues(n: n) }
+        // n = 260, 272, 280: an 8-wide, a 16-wide, a 16- and an 8-wide tail panel, which run with the
+        // wide tiles over their list of non-zero steps.
+        for n in [260, 272, 280] { sparseAGivesTheDenseValues(n: n) }
     }
 
     func sparseAGivesTheDenseValues(n: Int) {
@@ -340,6 +340,35 @@ final class GEMMTests: XCTestCase {
             }
         }
         check(Case(transA: false, transB: true, m: 24, n: 200, k: 400), threads: 2)
+    }
+
+    /// `stepCounts`: per 8-row panel of A, the k steps its 32-wide tiles ran, summed over the k-blocks:
+    /// the non-zero steps of a sparse panel, every step of a dense one (or of a partial panel), for A
+    /// stored m×k and for Aᵀ stored k×m with C transposed, on 1 and 2 threads.
+    func testStepCountsPerPanel() {
+        let (m, n, k) = (28, 96, 500)   // 3 whole panels and a partial one; two k-blocks of 250
+        func value(_ i: Int, _ p: Int) -> Float {
+            switch i / 8 {
+            case 0: return 0                                    // all zero: 0 steps
+            case 1: return p % 10 == 0 && i == 9 ? 0.5 : 0      // 25 steps per block
+            default: return Float(i + p % 7) * 0.01 + 0.1       // dense: every step
+            }
+        }
+        var rng = LCG(state: 21)
+        let b = rng.fill(k * n)
+        for transposeA in [false, true] {
+            let lda = transposeA ? m + 3 : k + 3
+            var a = [Float](repeating: 0, count: (transposeA ? k : m) * lda)
+            for i in 0..<m { for p in 0..<k { a[transposeA ? p * lda + i : i * lda + p] = value(i, p) } }
+            for threads in [1, 2] {
+                var counts = [Int32](repeating: -1, count: 4)
+                var c = [Float](repeating: 0, count: m * n)
+                GEMM.multiply(transposeA: transposeA, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                              b: b, ldb: n, beta: 0, c: &c, ldc: transposeA ? m : n, transposeC: transposeA,
+                              stepCounts: &counts, threads: threads)
+                XCTAssertEqual(counts, [0, 50, 500, 500], "transposeA \(transposeA), \(threads) threads")
+            }
+        }
     }
 
     /// Calls issued concurrently from concurrentPerform workers (each itself asking for 2 threads)

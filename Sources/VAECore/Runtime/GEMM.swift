@@ -48,6 +48,9 @@ import Darwin
 /// when transposeA, Aᵀ where A is stored k×m. Likewise B: k×n, or stored n×k when transposeB.
 /// beta == 0 means C is overwritten (never read, so NaN garbage in C does not propagate).
 /// transposeC: C is stored transposed, n×m (element (i, j) at c[j·ldc + i]); see `multiply`.
+/// stepCounts (⌈m/8⌉ values): receives for each 8-row panel of op(A) the number of k steps its 32-wide
+/// tiles ran, summed over the k-blocks: the non-zero steps when its zero steps were skipped, else all
+/// (0 when n has no 32-wide panel). A measure of the panel's cost, for balancing pieces of a call.
 public enum GEMM {
     // MARK: Tuning (measured on Zen 4 with AVX-512, 2 cores; see GEMMTests for the invariants)
 
@@ -82,12 +85,14 @@ public enum GEMM {
         beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int,
         transposeC: Bool = false,
+        stepCounts: UnsafeMutablePointer<Int32>? = nil,
         threads: Int
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "GEMM: negative dimension")
         precondition(ldc >= max(1, transposeC ? m : n), "GEMM: ldc too small")
         precondition(lda >= max(1, transposeA ? m : k), "GEMM: lda too small")
         precondition(ldb >= max(1, transposeB ? k : n), "GEMM: ldb too small")
+        stepCounts?.update(repeating: 0, count: (m + 7) / 8)
         if m == 0 || n == 0 { return }
         if k == 0 || alpha == 0 {
             scaleC(m: transposeC ? n : m, n: transposeC ? m : n, beta: beta, c: c, ldc: ldc)
@@ -101,6 +106,7 @@ public enum GEMM {
             var job = Job(
                 transA: transposeA, transB: transposeB, alpha: alpha, beta: beta,
                 a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, transC: transposeC, plan: plan)
+            job.stepCounts = stepCounts
             (job.splitN, job.gm, job.gn) = plan.chunking(threads: parallel ? threads : 1)
             ws.reserve(sharedCount: job.sharedSize, privateCount: job.privateSize)
             job.shared = ws.shared
@@ -315,6 +321,9 @@ public enum GEMM {
         let directA: Bool, directB: Bool
         /// Packed shared operand (A when splitN, else B), all k-blocks.
         var shared: UnsafeMutablePointer<Float>? = nil
+        /// Where to add, for each 8-row panel of A, the k steps its 32-wide tiles ran (`multiply`'s
+        /// `stepCounts`).
+        var stepCounts: UnsafeMutablePointer<Int32>? = nil
 
         var splitN = true
         var gm = 1, gn = 1
@@ -459,13 +468,12 @@ public enum GEMM {
                     let tiles = Tiles(job: self, p0: p0, kc: kcur, aBlock: aBlock, aOrigin: aOrigin,
                                       bBlock: bBlock, bOrigin: bOrigin,
                                       beta: bi == 0 ? beta : 1, edge: edge, steps: steps)
-                    // A 16-column tail of a sparse A stored m×k goes with the wide tiles of each row
-                    // panel, over the same list of non-zero steps (run densely on its own, the tail of
-                    // x·W₁ᵀ cost as much as two sparse 32-column panels, measured).
+                    // The narrow tail panels (16 and/or 8 columns) of a sparse A stored m×k go with the wide
+                    // tiles of each row panel, over the same list of non-zero steps (run densely on its
+                    // own, the 16-column tail of x·W₁ᵀ cost as much as two sparse 32-column panels, measured).
                     let sparseTail = hasTail && wide1 > wide0 && directA && !transA && !transC
-                        && plan.mid == 1 && plan.last8 == 0
                     if wide1 > wide0 {
-                        tiles.wide(rows: row0..<row1, panels: wide0..<wide1, sparseTail: sparseTail ? plan.wide : nil)
+                        tiles.wide(rows: row0..<row1, panels: wide0..<wide1, sparseTail: sparseTail ? plan.wide..<bPanels : nil)
                     }
                     if hasTail {
                         tiles.narrow(rows: sparseTail ? row0 + (row1 - row0) / 8 * 8 ..< row1 : row0..<row1,
@@ -510,9 +518,9 @@ public enum GEMM {
 
         /// 8×32 tiles over rows × 32-wide panels: each A panel (in L1) against all B panels (L2).
         @inline(__always)
-        /// `sparseTail`: the 16-wide B panel (its index) that the whole 8-row panels read in place also
+        /// `sparseTail`: the narrow (16- or 8-wide) B panels that the whole 8-row panels read in place also
         /// run here, with their list of non-zero steps; `narrow` then does only the other rows.
-        func wide(rows: Range<Int>, panels: Range<Int>, sparseTail: Int? = nil) {
+        func wide(rows: Range<Int>, panels: Range<Int>, sparseTail: Range<Int>? = nil) {
             let alpha = job.alpha, ldc = job.ldc, n = job.plan.n, c = job.c, kc = self.kc
             let rowsInPlace = job.directA && !job.transA
             var bFinite: Bool? = nil, tailFinite: Bool? = nil
@@ -564,15 +572,17 @@ public enum GEMM {
                     jr += 32
                 }
                 if let tail = sparseTail, let aRows {
-                    if sparseCount >= 0 && tailFinite == nil { tailFinite = finite(tail: tail) }
-                    tailTile(tail, row: ir, aRows: aRows, sparseCount: tailFinite == true ? sparseCount : -1)
+                    if sparseCount >= 0 && tailFinite == nil { tailFinite = tail.allSatisfy { finite(tail: $0) } }
+                    for q in tail { tailTile(q, row: ir, aRows: aRows, sparseCount: tailFinite == true ? sparseCount : -1) }
                 }
+                // Counted by one chunk per panel: the one holding the first wide panel.
+                if let counts = job.stepCounts, panels.lowerBound == 0 { counts[ir / 8] &+= Int32(sparseCount >= 0 ? sparseCount : kc) }
                 ir += 8
             }
         }
 
-        /// The 16-wide tail panel `q` for the 8 rows at ir read in place (A stored m×k), over the wide
-        /// tiles' list of non-zero steps when there is one.
+        /// The narrow (16- or 8-wide) tail panel `q` for the 8 rows at ir read in place (A stored m×k), over
+        /// the wide tiles' list of non-zero steps when there is one.
         @inline(__always)
         func tailTile(_ q: Int, row ir: Int, aRows: UnsafePointer<Float>, sparseCount: Int) {
             let (j0, width) = job.bPanel(q)
@@ -581,17 +591,18 @@ public enum GEMM {
             let full = nr == width
             let dst = full ? job.c + ir * job.ldc + j0 : edge, dstLd = full ? job.ldc : width
             let dstBeta: Float = full ? beta : 0
-            if sparseCount >= 0 {
-                kernelRows8x16Sparse(sparseCount, steps, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
-            } else {
-                kernelRows8x16(kc, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
+            switch (sparseCount >= 0, width) {
+            case (true, 16): kernelRows8x16Sparse(sparseCount, steps, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
+            case (true, _): kernelRows8x8Sparse(sparseCount, steps, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
+            case (false, 16): kernelRows8x16(kc, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
+            case (false, _): kernelRows8x8(kc, aRows, job.lda, bPanel, bStep, dst, dstLd, job.alpha, dstBeta)
             }
             if !full {
                 storeEdge(rows: 8, cols: nr, src: edge, srcStride: width, c: job.c + ir * job.ldc + j0, ldc: job.ldc, beta: beta)
             }
         }
 
-        /// Whether the 16-wide tail B panel `q` of this k-block holds only finite values.
+        /// Whether the narrow tail B panel `q` of this k-block holds only finite values.
         func finite(tail q: Int) -> Bool {
             let (j0, width) = job.bPanel(q)
             return finite(panelAt: j0, width: width)
@@ -602,14 +613,18 @@ public enum GEMM {
             panels.allSatisfy { finite(panelAt: $0 * 32, width: 32) }
         }
 
-        /// Whether the B panel at column j0, `width` (16 or 32) wide, holds only finite values in this
+        /// Whether the B panel at column j0, `width` (8, 16 or 32) wide, holds only finite values in this
         /// k-block: x·0 is 0 for finite x and NaN for ±inf and NaN. Four independent sums over the
         /// panel's vectors: one chain of fused multiply-adds waited on its latency (4 cycles) at every
         /// step, which made this check cost 5% of a sparse product (measured).
         func finite(panelAt j0: Int, width: Int) -> Bool {
             let (bPanel, bStep) = bSource(j0, width: width)
-            let perRow = width / 16, count = kc * perRow
+            let perRow = max(1, width / 16), count = kc * perRow
             @inline(__always) func vector(_ i: Int) -> SIMD16<Float> {
+                if width == 8 {
+                    return SIMD16(lowHalf: UnsafeRawPointer(bPanel + i * bStep).loadUnaligned(as: SIMD8<Float>.self),
+                                  highHalf: SIMD8())
+                }
                 let row = perRow == 2 ? i >> 1 : i, column = perRow == 2 ? i & 1 : 0
                 return UnsafeRawPointer(bPanel + row * bStep + column * 16).loadUnaligned(as: SIMD16<Float>.self)
             }

@@ -18,7 +18,7 @@
 //   kernelRows8x{32,16,8}: tiles reading A stored m×k in place (8 row pointers) instead of a packed
 //                        (transposed) panel: A is never packed when its leading dimension allows.
 //   kernelRows8x32Sparse: the same over a list of k steps (those where A's 8 rows are not all 0).
-//   kernelRows8x16Sparse: likewise for a 16-column tail panel, over the same list.
+//   kernelRows8x16Sparse, kernelRows8x8Sparse: likewise for a 16- or 8-column tail panel, over the same list.
 //   kernel8x32Sparse:    kernel8x32 over such a list (A read with a step, e.g. Aᵀ stored k×m in place).
 
 extension GEMM {
@@ -602,14 +602,15 @@ extension GEMM {
         update(row, c7_0, va, vb, mode)
     }
 
-    /// kernelRows8x16 over the k steps listed in `steps` only (in order; see `GEMM.nonZeroSteps`): the
-    /// 16-column tail of a product whose A is sparse (x·W₁ᵀ, n = 400), with the wide tiles' list.
-    @inline(never)
-    static func kernelRows8x16Sparse(_ count: Int, _ steps: UnsafePointer<Int32>, _ a: UnsafePointer<Float>, _ lda: Int,
-                       _ b: UnsafePointer<Float>, _ bStep: Int,
-                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
-        var c0_0 = SIMD16<Float>(); var c1_0 = SIMD16<Float>(); var c2_0 = SIMD16<Float>(); var c3_0 = SIMD16<Float>();
-        var c4_0 = SIMD16<Float>(); var c5_0 = SIMD16<Float>(); var c6_0 = SIMD16<Float>(); var c7_0 = SIMD16<Float>();
+    /// kernelRows8x16 or kernelRows8x8 over the k steps listed in `steps` only (in order; see
+    /// `GEMM.nonZeroSteps`): the 16- or 8-column tail panel of a product whose A is sparse (x·W₁ᵀ, n = 400:
+    /// 16; a piece of 200 columns: 8), with the wide tiles' list. One body for both widths (`V`).
+    @inline(__always)
+    static func kernelRows8Sparse<V: TailVector>(_: V.Type, _ count: Int, _ steps: UnsafePointer<Int32>,
+                                                 _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ bStep: Int,
+                                                 _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        var c0_0 = V(); var c1_0 = V(); var c2_0 = V(); var c3_0 = V();
+        var c4_0 = V(); var c5_0 = V(); var c6_0 = V(); var c7_0 = V();
         let r0 = a, r1 = a + lda, r2 = a + 2 &* lda, r3 = a + 3 &* lda
         let r4 = a + 4 &* lda, r5 = a + 5 &* lda, r6 = a + 6 &* lda, r7 = a + 7 &* lda
         let rb = UnsafeRawPointer(b)
@@ -617,29 +618,43 @@ extension GEMM {
         var t = 0
         while t < count {
             let p = Int(steps[t])
-            let b0 = (rb + p &* bBytes).loadUnaligned(as: SIMD16<Float>.self)
-            c0_0 = c0_0.addingProduct(SIMD16<Float>(repeating: r0[p]), b0)
-            c1_0 = c1_0.addingProduct(SIMD16<Float>(repeating: r1[p]), b0)
-            c2_0 = c2_0.addingProduct(SIMD16<Float>(repeating: r2[p]), b0)
-            c3_0 = c3_0.addingProduct(SIMD16<Float>(repeating: r3[p]), b0)
-            c4_0 = c4_0.addingProduct(SIMD16<Float>(repeating: r4[p]), b0)
-            c5_0 = c5_0.addingProduct(SIMD16<Float>(repeating: r5[p]), b0)
-            c6_0 = c6_0.addingProduct(SIMD16<Float>(repeating: r6[p]), b0)
-            c7_0 = c7_0.addingProduct(SIMD16<Float>(repeating: r7[p]), b0)
+            let b0 = (rb + p &* bBytes).loadUnaligned(as: V.self)
+            c0_0 = c0_0.addingProduct(V(repeating: r0[p]), b0)
+            c1_0 = c1_0.addingProduct(V(repeating: r1[p]), b0)
+            c2_0 = c2_0.addingProduct(V(repeating: r2[p]), b0)
+            c3_0 = c3_0.addingProduct(V(repeating: r3[p]), b0)
+            c4_0 = c4_0.addingProduct(V(repeating: r4[p]), b0)
+            c5_0 = c5_0.addingProduct(V(repeating: r5[p]), b0)
+            c6_0 = c6_0.addingProduct(V(repeating: r6[p]), b0)
+            c7_0 = c7_0.addingProduct(V(repeating: r7[p]), b0)
             t &+= 1
         }
-        let va = SIMD16<Float>(repeating: alpha), vb = SIMD16<Float>(repeating: beta)
+        let va = V(repeating: alpha), vb = V(repeating: beta)
         let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
         var row = UnsafeMutableRawPointer(c)
         let rs = ldc &* 4
-        update(row, c0_0, va, vb, mode); row += rs
-        update(row, c1_0, va, vb, mode); row += rs
-        update(row, c2_0, va, vb, mode); row += rs
-        update(row, c3_0, va, vb, mode); row += rs
-        update(row, c4_0, va, vb, mode); row += rs
-        update(row, c5_0, va, vb, mode); row += rs
-        update(row, c6_0, va, vb, mode); row += rs
-        update(row, c7_0, va, vb, mode)
+        V.update(row, c0_0, va, vb, mode); row += rs
+        V.update(row, c1_0, va, vb, mode); row += rs
+        V.update(row, c2_0, va, vb, mode); row += rs
+        V.update(row, c3_0, va, vb, mode); row += rs
+        V.update(row, c4_0, va, vb, mode); row += rs
+        V.update(row, c5_0, va, vb, mode); row += rs
+        V.update(row, c6_0, va, vb, mode); row += rs
+        V.update(row, c7_0, va, vb, mode)
+    }
+
+    @inline(never)
+    static func kernelRows8x16Sparse(_ count: Int, _ steps: UnsafePointer<Int32>, _ a: UnsafePointer<Float>, _ lda: Int,
+                                     _ b: UnsafePointer<Float>, _ bStep: Int,
+                                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        kernelRows8Sparse(SIMD16<Float>.self, count, steps, a, lda, b, bStep, c, ldc, alpha, beta)
+    }
+
+    @inline(never)
+    static func kernelRows8x8Sparse(_ count: Int, _ steps: UnsafePointer<Int32>, _ a: UnsafePointer<Float>, _ lda: Int,
+                                    _ b: UnsafePointer<Float>, _ bStep: Int,
+                                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        kernelRows8Sparse(SIMD8<Float>.self, count, steps, a, lda, b, bStep, c, ldc, alpha, beta)
     }
 
     /// 8×8 tile reading A in place from 8 rows of A stored m×k (row i at a + i·lda), 8 SIMD8<Float> accumulators.
@@ -679,5 +694,26 @@ extension GEMM {
         update(row, c5_0, va, vb, mode); row += rs
         update(row, c6_0, va, vb, mode); row += rs
         update(row, c7_0, va, vb, mode)
+    }
+
+    /// kernelRows8x8 over the k steps listed in `steps` only (in order; see `GEMM.nonZeroSteps`): the
+}
+
+/// The vector widths of the sparse tail panels (`GEMM.kernelRows8Sparse`), with their store formula.
+protocol TailVector: SIMD where Scalar == Float {
+    static func update(_ p: UnsafeMutableRawPointer, _ acc: Self, _ va: Self, _ vb: Self, _ mode: Int)
+}
+
+extension SIMD16: TailVector where Scalar == Float {
+    @inline(__always)
+    static func update(_ p: UnsafeMutableRawPointer, _ acc: Self, _ va: Self, _ vb: Self, _ mode: Int) {
+        GEMM.update(p, acc, va, vb, mode)
+    }
+}
+
+extension SIMD8: TailVector where Scalar == Float {
+    @inline(__always)
+    static func update(_ p: UnsafeMutableRawPointer, _ acc: Self, _ va: Self, _ vb: Self, _ mode: Int) {
+        GEMM.update(p, acc, va, vb, mode)
     }
 }

@@ -15,8 +15,17 @@ struct MatrixCall {
     var ldb: Int
     var c: UnsafeMutablePointer<Float>
     var ldc: Int
-    /// The columns of the whole call's C this call computes (all of them unless it is a piece).
-    var columns: Range<Int>
+    /// The columns of the whole call's C this call computes (all of them unless it is a piece; for a
+    /// balanced piece, those of its current or latest run).
+    var columns: Range<Int> {
+        get { balance.map { $0.columns(of: balancedPiece) } ?? fixedColumns }
+        set { fixedColumns = newValue; balance = nil }
+    }
+    private var fixedColumns: Range<Int>
+    /// Set on the pieces of a transposed product cut by columns: the whole call, of which piece
+    /// `balancedPiece` computes the columns `balance` gives it when it runs.
+    private var balance: ColumnBalance? = nil
+    private var balancedPiece = 0
     /// Computes Cᵀ = op(B)ᵀ·op(A)ᵀ, stored transposed into C, so that B is the GEMM's A operand, whose
     /// all-zero k steps (per 8 rows) it skips. Chosen for a weight gradient aᵀ·x whose x is a data input:
     /// image pixels are mostly 0 (MNIST: 81%; in 61% of the k steps a block of 8 pixels is all 0).
@@ -32,14 +41,40 @@ struct MatrixCall {
         lda = transposeA ? m : k
         ldb = transposeB ? k : n
         ldc = n
-        columns = 0..<n
+        fixedColumns = 0..<n
         if kernel.op == .outerSum, case .input = graph[kernel.b].op { transposedProduct = true }
     }
 
+    /// A call on given memory (tests): C[m×n] = op(A)·op(B), every matrix stored with its minimal
+    /// leading dimension unless one is given.
+    init(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int? = nil,
+         b: UnsafePointer<Float>, ldb: Int? = nil, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+         transposedProduct: Bool = false) {
+        (self.transposeA, self.transposeB, self.m, self.n, self.k) = (transposeA, transposeB, m, n, k)
+        (self.a, self.b, self.c) = (a, b, c)
+        self.lda = lda ?? (transposeA ? m : k)
+        self.ldb = ldb ?? (transposeB ? k : n)
+        self.ldc = ldc ?? n
+        fixedColumns = 0..<n
+        self.transposedProduct = transposedProduct
+    }
+
     func run(threads: Int) {
+        if let balance {
+            let range = balance.begin(piece: balancedPiece)
+            columnPiece(range).multiply(threads: threads, stepCounts: balance.steps + range.lowerBound / 8)
+            balance.end()
+        } else {
+            multiply(threads: threads, stepCounts: nil)
+        }
+    }
+
+    /// The product itself; a transposed product adds each 8-column panel's k steps to `stepCounts`.
+    private func multiply(threads: Int, stepCounts: UnsafeMutablePointer<Int32>?) {
         if transposedProduct {
             GEMM.multiply(transposeA: !transposeB, transposeB: !transposeA, m: n, n: m, k: k, alpha: 1,
-                          a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true, threads: threads)
+                          a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true,
+                          stepCounts: stepCounts, threads: threads)
             return
         }
         GEMM.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
@@ -49,37 +84,62 @@ struct MatrixCall {
     var flops: Int { 2 * m * n * k }
 
     /// Up to `count` pieces covering C. The cut goes across the dimension whose split repacks less (or
-    /// across the columns when `byColumns`): every piece packs all of the operand it shares (A, m·k
-    /// floats, when C is cut by columns; B, k·n, when cut by rows). Columns are cut at multiples of 32
-    /// and rows at multiples of 8 (the GEMM's panels; a transposed product's columns at 8 too).
+    /// across the columns when `byColumns`: the caller runs a fused kernel over each piece's columns):
+    /// every piece packs all of the operand it shares (A, m·k floats, when C is cut by columns; B, k·n,
+    /// when cut by rows). Rows and columns are cut as evenly as multiples of 8 allow; a transposed
+    /// product's column pieces are cut anew at each run, from the data (`ColumnBalance`).
+    ///
+    /// Why columns at 8 rather than at whole 32-wide panels: the GEMM runs a piece's columns past its
+    /// last multiple of 32 as a 16- or 8-wide panel at nearly the cost per column of the wide ones, so
+    /// equal widths are the most even. h·W₄ᵀ (n = 784) in 392 + 392 columns instead of 384 + 400: the
+    /// slower piece 382 → 377–379 µs, the stage 387 → 383–384 µs (medians over 10 runs of the fastest
+    /// of 600 steps, 2 threads). With an epilogue the widths stay multiples of 16, so that the fused kernel
+    /// reads whole SIMD16 vectors of each row in place: x·W₁ᵀ (n = 400, sparse A) in 200 + 200 columns
+    /// was no faster than in 192 + 208 (238 and 239 µs a piece with the epilogue, against 219 and 238).
     func pieces(_ count: Int, byColumns forced: Bool = false) -> [MatrixCall] {
+        precondition(balance == nil, "internal error: pieces of a balanced piece")
         guard count > 1 else { return [self] }
         let byColumns = forced || (m * k <= k * n ? n >= 64 : m < 16)
-        // A transposed product's columns are the GEMM's rows, whose panels are 8 rows: cut at 8, so
-        // the two halves of x's 784 pixels are 392 each (at 32: 384 and 400, and the larger piece of
-        // the first layer's weight gradient took 210 µs against 185, measured).
-        let length = byColumns ? n : m, unit = byColumns && !transposedProduct ? 32 : 8
+        let length = byColumns ? n : m, unit = forced && !transposedProduct ? 16 : 8
         let parts = min(count, length / unit)
         guard parts > 1 else { return [self] }
+        if byColumns && transposedProduct {
+            let balance = ColumnBalance(parts: parts, columns: n)
+            return (0..<parts).map { p in
+                var piece = self
+                piece.balance = balance
+                piece.balancedPiece = p
+                return piece
+            }
+        }
         var result: [MatrixCall] = []
         var start = 0
         for p in 0..<parts {
             let end = p == parts - 1 ? length : ((length * (p + 1) / parts + unit / 2) / unit * unit)
             guard end > start else { continue }
-            var piece = self
-            if byColumns {
-                piece.n = end - start
-                piece.b = transposeB ? b + start * ldb : b + start
-                piece.c = c + start
-                piece.columns = columns.lowerBound + start..<columns.lowerBound + end
-            } else {
-                piece.m = end - start
-                piece.a = transposeA ? a + start : a + start * lda
-                piece.c = c + start * ldc
-            }
-            result.append(piece)
+            result.append(byColumns ? columnPiece(start..<end) : rowPiece(start..<end))
             start = end
         }
         return result
+    }
+
+    /// The piece of this call that computes the rows `range` of its C.
+    func rowPiece(_ range: Range<Int>) -> MatrixCall {
+        precondition(balance == nil, "internal error: a row piece of a balanced piece")
+        var piece = self
+        piece.m = range.count
+        piece.a = transposeA ? a + range.lowerBound : a + range.lowerBound * lda
+        piece.c = c + range.lowerBound * ldc
+        return piece
+    }
+
+    /// The piece of this call that computes the columns `range` of its C.
+    func columnPiece(_ range: Range<Int>) -> MatrixCall {
+        var piece = self
+        piece.n = range.count
+        piece.b = transposeB ? b + range.lowerBound * ldb : b + range.lowerBound
+        piece.c = c + range.lowerBound
+        piece.columns = fixedColumns.lowerBound + range.lowerBound..<fixedColumns.lowerBound + range.upperBound
+        return piece
     }
 }
