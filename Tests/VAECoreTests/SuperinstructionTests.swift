@@ -74,14 +74,24 @@ final class SuperinstructionTests: XCTestCase {
                                                   elements: 1)
         let code = FusedKernelRunner.superinstructions(zip(pixels.code, forms).map { BlockInstruction($0, direct: $1) })
         XCTAssertEqual(code.filter(\.feedsNext).count, 1, "the logits' add inside the softplus/sigmoid pass")
+        XCTAssertEqual(code.filter { $0.feeds >= 0 }.count, 3, "pairs: x·logits into −log p, −g·x and g·σ into d(logits)")
         XCTAssertEqual(code.filter { $0.sums == .rowSum }.count, 1, "−log p summed in its own pass")
+        XCTAssertEqual(code.filter { $0.sums == .rowSum && $0.onlySummed }.count, 1, "−log p never written")
         XCTAssertEqual(code.filter { $0.sums == .columnSum }.count, 1, "the bias gradient summed in its own pass")
         XCTAssertEqual(code.filter(\.absorbed).count, 2)
+        XCTAssertEqual(code.filter(\.splat).count, 1, "g: one vector per one-row block")
         // A fed instruction is a binary right before the softplus/sigmoid that reads its result.
         for (i, c) in code.enumerated() where c.feedsNext {
             XCTAssertEqual(c.kind, .binary)
             XCTAssertEqual(code[i + 1].kind, .softplusSigmoid)
             XCTAssertEqual(code[i + 1].a, c.defined)
+        }
+        // Each pair's consumer is a binary that reads the first op's result and points back at it.
+        for (i, c) in code.enumerated() where c.feeds >= 0 {
+            let consumer = code[Int(c.feeds)]
+            XCTAssertEqual(consumer.kind, .binary)
+            XCTAssertEqual(consumer.fedBy, Int32(i))
+            XCTAssertTrue(consumer.a == c.defined || consumer.b == c.defined)
         }
     }
 }

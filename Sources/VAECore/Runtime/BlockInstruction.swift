@@ -33,17 +33,31 @@ struct BlockInstruction {
     /// A `.binary` whose result is the operand of the `.softplusSigmoid` right after it: that
     /// instruction computes both in one pass (the result is still written to its register).
     var feedsNext = false
+    /// A pair (`PairedOperands.swift`): `feeds` is set on a `.binary` or cheap `.unary` whose result
+    /// only the `.binary` at index `feeds` reads (only loads between), and `fedBy` on that binary: it
+    /// computes the first op in its own pass, which then never writes its result. -1 for none.
+    var feeds: Int32 = -1
+    var fedBy: Int32 = -1
+    /// A per-column `.load` whose register only first ops of pairs read, as their first operand: in
+    /// a one-row block it fills one vector, read for every vector of the block (the value is the same
+    /// over the row). Those first ops are marked `firstOperandIsSplat`.
+    var splat = false
+    var firstOperandIsSplat = false
     /// A `.binary` whose result a later `.rowSum` or `.columnSum` (only stores between) sums: in a
     /// direct one-row block the binary accumulates the sum in its own pass (same order of adds) and
     /// that instruction is `absorbed`. `.load` here means none.
     var sums: Kind = .load
     var sumSlot: Int32 = -1
     var absorbed = false
+    /// A `.binary` with `sums` whose result nothing but that sum reads (no store, no later read): the
+    /// pass that absorbs the sum does not write it.
+    var onlySummed = false
 
     init(_ instruction: Instruction, direct form: FusedKernelRunner.DirectForm) {
         kind = .load; function = .add; inPlace = form.inPlace; done = form.done
         defined = -1; definedSecond = -1; a = -1; b = -1; slot = -1
         storeSlot = Int32(form.storeSlots.0); storeSlotSecond = Int32(form.storeSlots.1)
+        splat = form.perColumn   // a candidate until `FusedKernelRunner.superinstructions` checks its readers
         switch instruction {
         case .load(let d, let input): kind = .load; defined = Int32(d); a = Int32(input)
         case .unary(let op, let d, let s):

@@ -36,6 +36,12 @@ final class FusedKernelRunner {
     /// chunks × columns floats per column sum: each task's partial sums, added in task order at the end.
     private let partials: UnsafeMutablePointer<Float>?
 
+    /// The first op of a pair, left to its consumer's pass in a block: where its operands were.
+    struct DeferredOp {
+        var index: Int32
+        var x: UnsafeMutablePointer<Float>, xStride: Int, w: UnsafeMutablePointer<Float>
+    }
+
     /// An instruction's form in a direct block.
     struct DirectForm {
         /// A `.load` that reads its input in place.
@@ -45,6 +51,9 @@ final class FusedKernelRunner {
         var storeSlots = (-1, -1)
         /// A `.store` already done by the instruction that defined its register.
         var done = false
+        /// A `.load` of a per-column input (one value per row, as a per-example scalar): in a one-row
+        /// block, a candidate for `BlockInstruction.splat`.
+        var perColumn = false
     }
 
     init(_ kernel: FusedKernel, batch: Int, pointer: (ValueID) -> UnsafeMutablePointer<Float>,
@@ -96,6 +105,7 @@ final class FusedKernelRunner {
                 let mode = kernel.inputs[input].mode
                 let count = mode == .full ? elements : kernel.domain.featureCount
                 forms[i].inPlace = (mode == .full || mode == .row) && !overlapsAStore(inputs[input], count)
+                forms[i].perColumn = mode == .column
             case .store(let s, let slot):
                 // Fold into the defining instruction when only stores lie between them.
                 var j = i - 1
@@ -118,24 +128,102 @@ final class FusedKernelRunner {
     /// vectors (about as costly as an add), and the softplus/sigmoid pass is long enough to hide a
     /// cheap op's loads and stores. A binary op whose result feeds the `.softplusSigmoid` right after
     /// it runs inside that pass; a row or column sum of a binary op's result (only stores between) is
-    /// accumulated in the binary's pass. Each value still goes where it went, in the same order of
-    /// operations: the same bits.
+    /// accumulated in the binary's pass (and not written at all when nothing else reads it, as the
+    /// per-example −log p of the likelihood kernel). Each value still goes where it went, in the same
+    /// order of operations: the same bits.
+    ///
+    /// Pairs: a binary op, or a unary one of `pairableUnaries`, whose result only a later binary op
+    /// reads (once; only loads between them), and nothing after that, runs inside that op's pass and
+    /// is never written (`PairedOperands.swift`). Not chained: the consumer of a pair computes no
+    /// pair of its own. A per-column load that only first ops of pairs read (`neg g` and `g·σ` in the
+    /// likelihood kernel) fills one vector in a one-row block instead of the whole block (`splat`).
+    /// With the three pairs, the unwritten −log p and the splat, the mnist likelihood kernel
+    /// ([128, 784]) went from 8 passes a block to 5 and from 161 to 144 µs on one core (medians of 8
+    /// interleaved runs' stage minima); the [128, 400] kernels stayed within noise.
     static func superinstructions(_ code: [BlockInstruction]) -> [BlockInstruction] {
         var code = code
-        for i in code.indices where code[i].kind == .binary {
-            if i + 1 < code.count, code[i + 1].kind == .softplusSigmoid, code[i + 1].a == code[i].defined {
+        for i in code.indices where code[i].kind == .binary || code[i].kind == .unary {
+            if code[i].kind == .binary, i + 1 < code.count, code[i + 1].kind == .softplusSigmoid,
+               code[i + 1].a == code[i].defined {
                 code[i].feedsNext = true
                 continue
             }
+            if let consumer = consumerOfPair(code, i) {
+                code[i].feeds = Int32(consumer)
+                code[consumer].fedBy = Int32(i)
+                continue
+            }
+            guard code[i].kind == .binary else { continue }
             var j = i + 1
             while j < code.count, code[j].kind == .store { j += 1 }
             if j < code.count, code[j].kind == .rowSum || code[j].kind == .columnSum, code[j].a == code[i].defined {
                 code[i].sums = code[j].kind
                 code[i].sumSlot = code[j].slot
                 code[j].absorbed = true
+                code[i].onlySummed = code[i].storeSlot < 0 && isUnread(code, code[i].defined, from: i + 1, except: j)
+            }
+        }
+        for i in code.indices where code[i].splat {
+            code[i].splat = onlyPairsReadAsTheirFirstOperand(code, i)
+            guard code[i].splat else { continue }
+            let d = code[i].defined
+            for j in (i + 1)..<code.count {
+                if reads(code[j], d) { code[j].firstOperandIsSplat = true }
+                if code[j].defined == d || code[j].definedSecond == d { break }
             }
         }
         return code
+    }
+
+    /// Whether the only readers of the register a load defines (until it is defined again) are first
+    /// ops of pairs right before their consumers, reading it as their first operand only.
+    static func onlyPairsReadAsTheirFirstOperand(_ code: [BlockInstruction], _ i: Int) -> Bool {
+        let d = code[i].defined
+        for j in (i + 1)..<code.count {
+            let c = code[j]
+            if reads(c, d) {
+                guard c.feeds == Int32(j + 1), c.a == d, c.kind == .unary || c.b != d else { return false }
+            }
+            if c.defined == d || c.definedSecond == d { return true }
+        }
+        return true
+    }
+
+    /// The binary op that can compute instruction i in its pass: i is a binary op or a pairable unary
+    /// one, not itself the consumer of a pair; only loads, none of its register, lie between them;
+    /// that op reads i's register as exactly one operand, and no later instruction reads it before it
+    /// is defined again.
+    static func consumerOfPair(_ code: [BlockInstruction], _ i: Int) -> Int? {
+        let producer = code[i], d = producer.defined
+        guard producer.kind == .binary || pairableUnaries.contains(producer.function), producer.fedBy < 0 else { return nil }
+        var c = i + 1
+        while c < code.count, code[c].kind == .load {
+            if code[c].defined == d { return nil }
+            c += 1
+        }
+        guard c < code.count, code[c].kind == .binary, (code[c].a == d) != (code[c].b == d),
+              code[c].defined == d || isUnread(code, d, from: c + 1)
+        else { return nil }
+        return c
+    }
+
+    /// Whether no instruction from index `start` on (but `except`) reads register r before it is
+    /// defined again.
+    static func isUnread(_ code: [BlockInstruction], _ r: Int32, from start: Int, except: Int = -1) -> Bool {
+        for j in start..<code.count where j != except {
+            if reads(code[j], r) { return false }
+            if code[j].defined == r || code[j].definedSecond == r { return true }
+        }
+        return true
+    }
+
+    /// Whether an instruction reads register r.
+    static func reads(_ instruction: BlockInstruction, _ r: Int32) -> Bool {
+        switch instruction.kind {
+        case .load: return false
+        case .binary: return instruction.a == r || instruction.b == r
+        case .unary, .copy, .softplusSigmoid, .store, .rowSum, .columnSum: return instruction.a == r
+        }
     }
 
     /// The registers an instruction writes (-1: none).
@@ -242,15 +330,42 @@ final class FusedKernelRunner {
                 at[Int(d)] = p
                 return p
             }
+            /// Whether a load only points its register at its input (a per-row input is contiguous over
+            /// the block only when the block is one row).
+            @inline(__always) func bindsInPlace(_ load: BlockInstruction) -> Bool {
+                isDirect && load.inPlace && load.storeSlot < 0 && (h == 1 || modes[Int(load.a)] == .full)
+            }
+            /// The first op of a pair deferred to its consumer's pass, unless a load before the consumer
+            /// would overwrite the floats of one of its operands (a load that copies into the operand's
+            /// register).
+            @inline(__always) func deferral(_ index: Int, _ producer: BlockInstruction) -> DeferredOp? {
+                let w = producer.kind == .binary ? producer.b : producer.a
+                for j in (index + 1)..<Int(producer.feeds) {
+                    let load = code[j]
+                    if (load.defined == producer.a || load.defined == w) && !bindsInPlace(load) { return nil }
+                }
+                return DeferredOp(index: Int32(index), x: at[Int(producer.a)], xStride: producer.firstOperandIsSplat && h == 1 ? 0 : 16,
+                                  w: at[Int(w)])
+            }
+            var deferred = DeferredOp(index: -1, x: registers, xStride: 16, w: registers)
             for index in 0..<code.count {
                 let instruction = code[index]
                 switch instruction.kind {
                 case .load:
                     let input = Int(instruction.a), d = instruction.defined
                     let src = inputs[input], mode = modes[input]
-                    // A per-row input is contiguous over the block only when the block is one row.
-                    if isDirect && instruction.inPlace && instruction.storeSlot < 0 && (h == 1 || mode == .full) {
+                    if bindsInPlace(instruction) {
                         at[Int(d)] = UnsafeMutablePointer(mutating: mode == .full ? src + r * columns + c0 : src + c0)
+                        continue
+                    }
+                    if instruction.splat && h == 1 {
+                        // One vector, in the register's slack: its readers read it for every vector
+                        // of the block. Nothing else writes there meanwhile: a vector loop over a
+                        // one-row block writes at most a block, even one that defines this register
+                        // (a pair's consumer may, while it still reads the splat).
+                        let splat = own(d) + FusedKernel.blockSize
+                        VectorMath.store(V(repeating: src[r]), splat)
+                        at[Int(d)] = splat
                         continue
                     }
                     let dst = destination(d, instruction.storeSlot)
@@ -263,23 +378,37 @@ final class FusedKernelRunner {
                         for i in 0..<h { Self.tile(src, period: period, from: c0, into: dst + i * w, w) }
                     }
                 case .unary:
+                    if instruction.feeds >= 0, let op = deferral(index, instruction) { deferred = op; continue }
                     let src = at[Int(instruction.a)]
                     Self.unary(instruction.function, destination(instruction.defined, instruction.storeSlot), src, vectors, n)
                 case .binary:
                     if instruction.feedsNext { continue }
-                    let x = at[Int(instruction.a)], y = at[Int(instruction.b)]
+                    if instruction.feeds >= 0, let op = deferral(index, instruction) { deferred = op; continue }
+                    // Operands are read before `destination` maps the defined register.
+                    let operands: Operands
+                    if instruction.fedBy >= 0 && deferred.index == instruction.fedBy {
+                        // A pair: the deferred op (its result dead after this one) computed in this pass.
+                        let producer = code[Int(instruction.fedBy)]
+                        let onTheLeft = instruction.a == producer.defined
+                        operands = Operands(computing: producer.function, deferred.x, stride: deferred.xStride, deferred.w,
+                                            onTheLeft: onTheLeft, of: at[Int(onTheLeft ? instruction.b : instruction.a)])
+                    } else {
+                        operands = Operands(at[Int(instruction.a)], at[Int(instruction.b)])
+                    }
                     let result = destination(instruction.defined, instruction.storeSlot)
                     guard isDirect && h == 1 && instruction.sums != .load else {
-                        Self.binary(instruction.function, x, y, result, vectors)
+                        Self.binary(instruction.function, operands, result, vectors)
                         continue
                     }
                     if instruction.sums == .rowSum {
                         let sums = rowSums[Int(instruction.sumSlot)]
-                        let total = Self.binarySummingRow(instruction.function, x, y, result, vectors)
+                        let total = Self.binarySummingRow(instruction.function, operands,
+                                                          instruction.onlySummed ? nil : result, vectors)
                         sums[r] = c0 == 0 ? total : sums[r] + total
                     } else {
                         let partial = partials! + (Int(instruction.sumSlot) * chunks + chunk) * columns + c0
-                        Self.binarySummingColumns(instruction.function, x, y, result, vectors,
+                        Self.binarySummingColumns(instruction.function, operands,
+                                                  instruction.onlySummed ? nil : result, vectors,
                                                   into: partial, first: r == chunkStart)
                     }
                 case .softplusSigmoid:
@@ -427,11 +556,12 @@ final class FusedKernelRunner {
                                 storing t: UnsafeMutablePointer<Float>, _ softplus: UnsafeMutablePointer<Float>,
                                 _ sigmoid: UnsafeMutablePointer<Float>, _ vectors: Int) {
         struct Pass: BinaryPass {
-            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, t: UnsafeMutablePointer<Float>
+            let t: UnsafeMutablePointer<Float>
             let softplus: UnsafeMutablePointer<Float>, sigmoid: UnsafeMutablePointer<Float>, vectors: Int
-            @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
+            @inline(__always) func run<G: VectorFunction2, O: OperandSource>(_: G.Type, _ operands: O) {
                 for v in 0..<vectors {
-                    let x = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
+                    let (a, b) = operands.operands(v)
+                    let x = G.apply(a, b)
                     VectorMath.store(x, t + 16 * v)
                     let (p, q) = VectorMath.softplusAndSigmoid(x)
                     VectorMath.store(p, softplus + 16 * v)
@@ -439,69 +569,128 @@ final class FusedKernelRunner {
                 }
             }
         }
-        dispatch(function, Pass(a: a, b: b, t: t, softplus: softplus, sigmoid: sigmoid, vectors: vectors))
+        dispatch(function, RegisterOperands(a: a, b: b), Pass(t: t, softplus: softplus, sigmoid: sigmoid, vectors: vectors))
     }
 
     /// y = a ∘ b over whole vectors, returning Σ y as `sum(_:_:)` adds it (16 lane sums in vector
-    /// order, then the lanes): a binary op and the row sum of its result in one pass.
-    static func binarySummingRow(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                                 _ y: UnsafeMutablePointer<Float>, _ vectors: Int) -> Float {
+    /// order, then the lanes): a binary op and the row sum of its result in one pass. y is not
+    /// written when nil.
+    static func binarySummingRow(_ function: ElementwiseFunction, _ operands: Operands,
+                                 _ y: UnsafeMutablePointer<Float>?, _ vectors: Int) -> Float {
         struct Pass: BinaryPass {
-            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, vectors: Int
-            @inline(__always) func run<G: VectorFunction2>(_: G.Type) -> Float {
+            let y: UnsafeMutablePointer<Float>?, vectors: Int
+            @inline(__always) func run<G: VectorFunction2, O: OperandSource>(_: G.Type, _ operands: O) -> Float {
                 var acc = V()
                 for v in 0..<vectors {
-                    let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
-                    VectorMath.store(r, y + 16 * v)
+                    let (a, b) = operands.operands(v)
+                    let r = G.apply(a, b)
+                    if let y { VectorMath.store(r, y + 16 * v) }
                     acc += r
                 }
                 return VectorMath.sum(acc)
             }
         }
-        return dispatch(function, Pass(a: a, b: b, y: y, vectors: vectors))
+        return dispatch(function, operands, Pass(y: y, vectors: vectors))
+    }
+
+    static func binarySummingRow(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                 _ y: UnsafeMutablePointer<Float>, _ vectors: Int) -> Float {
+        binarySummingRow(function, Operands(a, b), y, vectors)
     }
 
     /// y = a ∘ b over whole vectors of one row, and the row added to (or, the first row of a task,
-    /// copied into) its task's partial column sums: a binary op and its column sum in one pass.
-    static func binarySummingColumns(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                                     _ y: UnsafeMutablePointer<Float>, _ vectors: Int,
+    /// copied into) its task's partial column sums: a binary op and its column sum in one pass. y is
+    /// not written when nil.
+    static func binarySummingColumns(_ function: ElementwiseFunction, _ operands: Operands,
+                                     _ y: UnsafeMutablePointer<Float>?, _ vectors: Int,
                                      into partial: UnsafeMutablePointer<Float>, first: Bool) {
         struct Pass: BinaryPass {
-            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, vectors: Int
+            let y: UnsafeMutablePointer<Float>?, vectors: Int
             let partial: UnsafeMutablePointer<Float>, first: Bool
-            @inline(__always) func run<G: VectorFunction2>(_: G.Type) {
+            @inline(__always) func run<G: VectorFunction2, O: OperandSource>(_: G.Type, _ operands: O) {
                 for v in 0..<vectors {
-                    let r = G.apply(VectorMath.load(a + 16 * v), VectorMath.load(b + 16 * v))
-                    VectorMath.store(r, y + 16 * v)
+                    let (a, b) = operands.operands(v)
+                    let r = G.apply(a, b)
+                    if let y { VectorMath.store(r, y + 16 * v) }
                     VectorMath.store(first ? r : VectorMath.load(partial + 16 * v) + r, partial + 16 * v)
                 }
             }
         }
-        dispatch(function, Pass(a: a, b: b, y: y, vectors: vectors, partial: partial, first: first))
+        dispatch(function, operands, Pass(y: y, vectors: vectors, partial: partial, first: first))
+    }
+
+    static func binarySummingColumns(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                     _ y: UnsafeMutablePointer<Float>, _ vectors: Int,
+                                     into partial: UnsafeMutablePointer<Float>, first: Bool) {
+        binarySummingColumns(function, Operands(a, b), y, vectors, into: partial, first: first)
     }
 
     /// An elementwise binary op over whole vectors of a block.
-    @inline(__always)
-    static func binary(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                       _ y: UnsafeMutablePointer<Float>, _ vectors: Int) {
+    static func binary(_ function: ElementwiseFunction, _ operands: Operands, _ y: UnsafeMutablePointer<Float>,
+                       _ vectors: Int) {
         struct Pass: BinaryPass {
-            let a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, vectors: Int
-            @inline(__always) func run<G: VectorFunction2>(_ g: G.Type) { VectorMath.map2(g, a, b, y, vectors: vectors) }
+            let y: UnsafeMutablePointer<Float>, vectors: Int
+            @inline(__always) func run<G: VectorFunction2, O: OperandSource>(_: G.Type, _ operands: O) {
+                for v in 0..<vectors {
+                    let (a, b) = operands.operands(v)
+                    VectorMath.store(G.apply(a, b), y + 16 * v)
+                }
+            }
         }
-        dispatch(function, Pass(a: a, b: b, y: y, vectors: vectors))
+        dispatch(function, operands, Pass(y: y, vectors: vectors))
     }
 
-    /// Runs `pass` specialised for the binary op `function` (the one switch over the binary ops of the
-    /// fused runner's vector loops).
+    static func binary(_ function: ElementwiseFunction, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                       _ y: UnsafeMutablePointer<Float>, _ vectors: Int) {
+        binary(function, Operands(a, b), y, vectors)
+    }
+
+    /// The unary ops that can be the computed operand of a pair: those whose vector form is an
+    /// instruction or two, for which a pass of their own is mostly loads and stores. (The special
+    /// functions are long enough to hide them, and each would add 15 copies of its loop.)
+    static let pairableUnaries: Set<ElementwiseFunction> = [.negate, .abs, .square, .relu, .positiveStep]
+
+    /// Runs `pass` with the operand source `operands` describes: two registers, or a pair whose
+    /// earlier op is one of the binary ops or of `pairableUnaries` (the one switch over the ops that
+    /// can be computed operands; 11 sources × 5 ops × 3 passes of loops).
     @inline(__always)
-    static func dispatch<P: BinaryPass>(_ function: ElementwiseFunction, _ pass: P) -> P.Result {
+    static func dispatch<P: BinaryPass>(_ function: ElementwiseFunction, _ operands: Operands, _ pass: P) -> P.Result {
+        typealias F = VectorFunctions
+        guard let inner = operands.inner, let x = operands.x, let w = operands.w else {
+            return dispatch(function, RegisterOperands(a: operands.a, b: operands.b), pass)
+        }
+        @inline(__always) func computing<H: VectorFunction2>(_: H.Type) -> P.Result {
+            dispatch(function, ComputedOperand<H>(x: x, xStride: operands.xStride, w: w, other: operands.a,
+                                                  computedIsLeft: operands.computedIsLeft), pass)
+        }
+        switch inner {
+        case .add: return computing(F.Add.self)
+        case .subtract: return computing(F.Subtract.self)
+        case .multiply: return computing(F.Multiply.self)
+        case .divide: return computing(F.Divide.self)
+        case .maximum: return computing(F.Maximum.self)
+        case .negate: return computing(UnaryAsBinary<F.Negate>.self)
+        case .abs: return computing(UnaryAsBinary<F.Abs>.self)
+        case .square: return computing(UnaryAsBinary<F.Square>.self)
+        case .relu: return computing(UnaryAsBinary<F.Relu>.self)
+        case .positiveStep: return computing(UnaryAsBinary<F.Step>.self)
+        case .exp, .log, .sqrt, .sigmoid, .tanh, .softplus, .sign,
+             .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
+            preconditionFailure("internal error: \(inner) as the computed operand of a pair")
+        }
+    }
+
+    /// Runs `pass` specialised for the binary op `function` over the operand source `operands` (the one
+    /// switch over the binary ops of the fused runner's vector loops).
+    @inline(__always)
+    static func dispatch<P: BinaryPass, O: OperandSource>(_ function: ElementwiseFunction, _ operands: O, _ pass: P) -> P.Result {
         typealias F = VectorFunctions
         switch function {
-        case .add: return pass.run(F.Add.self)
-        case .subtract: return pass.run(F.Subtract.self)
-        case .multiply: return pass.run(F.Multiply.self)
-        case .divide: return pass.run(F.Divide.self)
-        case .maximum: return pass.run(F.Maximum.self)
+        case .add: return pass.run(F.Add.self, operands)
+        case .subtract: return pass.run(F.Subtract.self, operands)
+        case .multiply: return pass.run(F.Multiply.self, operands)
+        case .divide: return pass.run(F.Divide.self, operands)
+        case .maximum: return pass.run(F.Maximum.self, operands)
         case .negate, .exp, .log, .square, .sqrt, .abs, .relu, .sigmoid, .tanh, .softplus, .positiveStep, .sign,
              .logGamma, .digamma, .trigamma, .cbLogNormalizer, .cbLogNormalizerSlope:
             preconditionFailure("internal error: a unary op in a binary instruction")
@@ -509,10 +698,9 @@ final class FusedKernelRunner {
     }
 }
 
-/// A vector loop over a binary op, generic in the op so that `FusedKernelRunner.dispatch` can run it
-/// specialised for each one.
+/// A vector loop over a binary op, generic in the op and in where its operands come from, so that
+/// `FusedKernelRunner.dispatch` can run it specialised for each.
 protocol BinaryPass {
     associatedtype Result
-    func run<G: VectorFunction2>(_: G.Type) -> Result
+    func run<G: VectorFunction2, O: OperandSource>(_: G.Type, _ operands: O) -> Result
 }
-
