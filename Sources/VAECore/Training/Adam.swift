@@ -8,8 +8,14 @@ import Foundation
 ///
 /// with both bracketed constants computed in Double and rounded once per step. It equals PyTorch's
 /// formula up to float rounding (PyTorch's own foreach and fused variants round differently from its
-/// loop too; a test holds one update to a few ulp of the textbook formula in Double). The divider and
-/// square-root unit is what bounds this loop, so the dropped division is most of its cost.
+/// loop too; a test holds one update to a few ulp of the textbook formula in Double).
+///
+/// The division stays a true division. Over the mnist model's 652,824 parameters on one Zen 4 thread
+/// the pass took 218 µs, and 182 µs with the square root and the division both taken out: the seven
+/// streams and the moments cost more than the divider. A reciprocal from FMAs (the guess
+/// 0x7EF311C7 − bits(d), three Newton steps: 1.46 ulp, and the true quotient for lanes outside the
+/// guess's range) took 281 µs: Zen 4 runs one 512-bit FMA per cycle, and six of them cost more than
+/// the vdivps they replace.
 ///
 /// The pass runs on SIMD16 vectors with the scalar tail's operations in the same order (lane by lane,
 /// no fused multiply-add), so it gives the same bits as the scalar loop. The parameters are cut into
@@ -24,7 +30,9 @@ public final class Adam {
     let first: ParameterStore
     let second: ParameterStore
 
-    /// Values per piece of the update (64 KiB of each array).
+    /// Values per piece of the update (64 KiB of each array). With the batch prefetch beside it on two
+    /// threads, 12K to 32K took the same time (fastest of 3,000 updates: 145–150 µs); 4K took 158 µs
+    /// or more (four times as many claims of the shared counter).
     static let pieceSize = 16_384
 
     /// (tensor, first value, count) of every piece.
