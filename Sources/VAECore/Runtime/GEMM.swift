@@ -20,6 +20,23 @@
 // the narrow panels. Edge tiles (m or n not a multiple of the tile) are computed into a scratch
 // tile and copied.
 //
+// Sparse A. A read in place (A stored m×k through row pointers; Aᵀ stored k×m with transposeC) is
+// scanned per 8-row panel and k-block for the k steps where any of its 8 rows is not ±0 (`nonZeroSteps`,
+// which gives up early on dense panels); if few enough and B is finite in the block, the panel's tiles
+// run over that list only. For A stored m×k with contiguous B rows (B in place, or the chunk's B
+// packed row-major: `Job.bRowMajor`), the same scan also lists each pair of rows' steps, and when
+// those are cheaper (pair row-steps × 1.4 < the panel's), four 2-row × ≤13-vector pair tiles
+// (GEMMPairTiles.swift) replace the panel's 32-wide tiles. x·W₁ᵀ of the mnist step (pixels 81% zeros;
+// 47% of 8-row steps, 29% of 2-row steps non-zero): stage minima ~450 → ~385 µs (4 interleaved pairs
+// on a loaded machine, about −17%). Not for Aᵀ (Σdh⊗x): there pair tiles were 17% slower. For Aᵀ read
+// in place with C stored transposed and B in place (Σdh⊗x), the same scan lists each half (4 rows) of
+// the panel, and when cheaper (quad row-steps × 1.1 < the panel's), two 4-row × ≤6-vector quad tiles
+// (GEMMQuadTiles.swift) over all whole 32-wide panels and a whole 16-wide tail replace the panel's tiles,
+// storing their 4 floats per column of op(C) straight into C. mnist Σdh⊗x (4-pixel union density 0.28
+// against 0.39 for 8): stage minima on one thread ~430 → ~374 µs (5 interleaved pairs). stepCounts still
+// counts the union's steps for such panels. Skipped steps add ±0, so values are the dense product's (up
+// to the sign of a zero); the choice depends on A.
+//
 // Threads (when `threads > 1` and the call has at least `parallelFlopThreshold` flops): split the
 // OUTPUT only. DispatchQueue.concurrentPerform runs one iteration per thread; the iterations take
 // packing pieces of the shared operand and then chunks of C from atomic counters (dynamic load
@@ -50,7 +67,8 @@ import Darwin
 /// transposeC: C is stored transposed, n×m (element (i, j) at c[j·ldc + i]); see `multiply`.
 /// stepCounts (⌈m/8⌉ values): receives for each 8-row panel of op(A) the number of k steps its 32-wide
 /// tiles ran, summed over the k-blocks: the non-zero steps when its zero steps were skipped, else all
-/// (0 when n has no 32-wide panel). A measure of the panel's cost, for balancing pieces of a call.
+/// (0 when n has no 32-wide panel); pair tiles count their equivalent in 8-row steps, quad tiles the
+/// union's steps. A measure of the panel's cost, for balancing pieces of a call.
 public enum GEMM {
     // MARK: Tuning (measured on Zen 4 with AVX-512, 2 cores; see GEMMTests for the invariants)
 
@@ -329,6 +347,24 @@ public enum GEMM {
         var gm = 1, gn = 1
         var chunkCount: Int { gm * gn }
 
+        /// A chunk's private B (when C is cut along n) is packed row-major, [kc][chunk columns], instead of
+        /// as panels, when A is stored m×k and read in place: the pair tiles of a sparse A read up to 13
+        /// vectors of a B row at constant offsets (with one pointer per 32-column panel the compiler
+        /// spilled 38 registers in the loop). The other kernels read it with that row stride.
+        /// Only when A looks sparse (`aLooksSparse`): the 8×32 tiles of a dense A read B packed as panels
+        /// a little faster (h·W₄ᵀ of the mnist step: stage minima 388 µs with row-major B against 383 as
+        /// panels, 4 interleaved pairs).
+        var bRowMajor: Bool { splitN && directA && !transA && !directB && aLooksSparse }
+        /// Whether A stored m×k and read in place has, in the first 64 k steps of its first 8-row panel,
+        /// more than 1/16 of steps where all 8 rows are ±0: the test `nonZeroSteps` gives up on dense
+        /// panels with. Decided from the values, so the same for any thread count; the packing layout
+        /// never changes a result.
+        let aLooksSparse: Bool
+
+        /// Whether the whole 8-row panels of Aᵀ read in place (C stored transposed) may run as quad tiles
+        /// (GEMMQuadTiles.swift): they read B in place, as one run of columns.
+        var quadTilesUsable: Bool { GEMM.quadTilesEnabled && transA && transC && directA && directB }
+
         var nUnits: Int { plan.nUnits }
         var bPanels: Int { plan.wide + plan.mid + plan.last8 }
 
@@ -356,6 +392,10 @@ public enum GEMM {
             // kernels (8 rows at a time).
             directA = lda % 64 != 0
             directB = !transB && ldb % 64 != 0
+            aLooksSparse = directA && !transA && plan.m >= 8 && plan.k >= 64
+                && withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { steps in
+                    GEMM.nonZeroSteps(a, lda: lda, kc: 64, limit: 60, into: steps.baseAddress!) <= 60
+                }
         }
 
         var sharedSize: Int { splitN ? plan.kBlocks * plan.aBlockStride : plan.kBlocks * plan.bBlockStride }
@@ -412,15 +452,18 @@ public enum GEMM {
 
         /// Packs B panels `panels` of the k-block starting at p0; the panel starting at column j
         /// goes to dst + (j - origin)·kc. With directB only a partial panel is packed.
+        /// With `rowStride` > 0 the panels are packed row-major instead: column j at dst + (j - origin),
+        /// k step p at p·rowStride.
         func packBPanels(_ panels: Range<Int>, p0: Int, kc: Int, dst: UnsafeMutablePointer<Float>,
-                         origin: Int, capacity: Int) {
+                         origin: Int, capacity: Int, rowStride: Int = 0) {
             for panel in panels {
                 let (j0, width) = bPanel(panel)
                 assert(j0 >= origin && (j0 + width - origin) * kc <= capacity, "GEMM: B packing overflow")
                 let cols = min(width, plan.n - j0)
                 if directB && cols == width { continue }
-                GEMM.packBPanel(trans: transB, b: b, ldb: ldb, p0: p0, kc: kc, j0: j0,
-                                cols: cols, width: width, dst: dst + (j0 - origin) * kc)
+                GEMM.packBPanel(trans: transB, b: b, ldb: ldb, p0: p0, kc: kc, j0: j0, cols: cols, width: width,
+                                dst: rowStride > 0 ? dst + (j0 - origin) : dst + (j0 - origin) * kc,
+                                stride: rowStride > 0 ? rowStride : width)
             }
         }
 
@@ -446,10 +489,13 @@ public enum GEMM {
             let panelEnd = hasTail ? bPanels : wide1
             let col0 = wide0 * 32
             let shared = self.shared!
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 24 * 32 + kcMax) { buffer in
+            let edgeCount = 24 * 32
+            let bRowStride = bRowMajor ? bPanel(panelEnd - 1).0 + bPanel(panelEnd - 1).1 - col0 : 0
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: edgeCount + 5 * kcMax) { buffer in
                 let edge = buffer.baseAddress!
-                // The k indices of an A panel's non-zero columns (Tiles.wide), as Int32 bit patterns.
-                let steps = UnsafeMutableRawPointer(edge + 24 * 32).bindMemory(to: Int32.self, capacity: kcMax)
+                // The k indices of an A panel's non-zero columns (Tiles.wide), as Int32 bit patterns, then
+                // those of its four pairs of rows.
+                let steps = UnsafeMutableRawPointer(edge + edgeCount).bindMemory(to: Int32.self, capacity: 5 * kcMax)
                 for bi in 0..<plan.kBlocks {
                     let kcur = plan.kLength(bi), p0 = bi * plan.kc
                     let aBlock: UnsafePointer<Float>, aOrigin: Int
@@ -457,7 +503,7 @@ public enum GEMM {
                     if splitN {
                         aBlock = UnsafePointer(shared + bi * plan.aBlockStride); aOrigin = 0
                         packBPanels(wide0..<panelEnd, p0: p0, kc: kcur, dst: scratch, origin: col0,
-                                    capacity: privateSize)
+                                    capacity: privateSize, rowStride: bRowStride)
                         bBlock = UnsafePointer(scratch); bOrigin = col0
                     } else {
                         packARows(row0, row1, p0: p0, kc: kcur, dst: scratch, origin: row0,
@@ -467,11 +513,14 @@ public enum GEMM {
                     }
                     let tiles = Tiles(job: self, p0: p0, kc: kcur, aBlock: aBlock, aOrigin: aOrigin,
                                       bBlock: bBlock, bOrigin: bOrigin,
-                                      beta: bi == 0 ? beta : 1, edge: edge, steps: steps)
+                                      bRowStride: bRowStride, beta: bi == 0 ? beta : 1, edge: edge, steps: steps)
                     // The narrow tail panels (16 and/or 8 columns) of a sparse A stored m×k go with the wide
                     // tiles of each row panel, over the same list of non-zero steps (run densely on its
                     // own, the 16-column tail of x·W₁ᵀ cost as much as two sparse 32-column panels, measured).
-                    let sparseTail = hasTail && wide1 > wide0 && directA && !transA && !transC
+                    // Likewise, for Aᵀ read in place with C stored transposed (Σdh⊗x), the quad tiles take a whole
+                    // 16-wide tail panel into their last strip, and the other panels run it densely.
+                    let sparseTail = hasTail && wide1 > wide0 && directA
+                        && (!transA && !transC || transA && transC && quadTilesUsable)
                     if wide1 > wide0 {
                         tiles.wide(rows: row0..<row1, panels: wide0..<wide1, sparseTail: sparseTail ? plan.wide..<bPanels : nil)
                     }
@@ -492,10 +541,14 @@ public enum GEMM {
         let p0: Int, kc: Int
         let aBlock: UnsafePointer<Float>, aOrigin: Int
         let bBlock: UnsafePointer<Float>, bOrigin: Int
+        /// > 0: the packed B block is row-major with this stride (`Job.bRowMajor`), else panels.
+        let bRowStride: Int
         let beta: Float
         let edge: UnsafeMutablePointer<Float>
-        /// Room for kc indices (the non-zero k steps of an A panel).
+        /// Room for 5·kcMax indices: the non-zero k steps of an A panel, then of its four pairs of rows
+        /// (`pairLists`).
         let steps: UnsafeMutablePointer<Int32>
+        var pairLists: PairLists { PairLists(lists: steps + kcMax, stride: kcMax) }
 
         /// A operand for `rows` rows from row i: (pointer, step per k, stride per 8 rows). A stored m×k
         /// and read in place goes through the row-pointer kernels instead (whole 8-row panels only).
@@ -513,6 +566,7 @@ public enum GEMM {
             if job.directB && j + width <= job.plan.n {
                 return (job.b + p0 * job.ldb + j, job.ldb)
             }
+            if bRowStride > 0 { return (bBlock + (j - bOrigin), bRowStride) }
             return (bBlock + (j - bOrigin) * kc, width)
         }
 
@@ -524,6 +578,20 @@ public enum GEMM {
             let alpha = job.alpha, ldc = job.ldc, n = job.plan.n, c = job.c, kc = self.kc
             let rowsInPlace = job.directA && !job.transA
             var bFinite: Bool? = nil, tailFinite: Bool? = nil
+            // The 32-wide panels the pair tiles can take: whole ones (no column past n) whose B rows are
+            // contiguous (B in place or packed row-major), for A stored m×k read in place. Not for Aᵀ read
+            // in place (Σdh⊗x): there the pair tiles made the stage 17% slower (interleaved bench, stage
+            // minima ~410 → ~490 µs on a loaded machine): a per-step scan of 4 pair lists, and 2-pixel tiles.
+            let pairsPossible = rowsInPlace && (job.directB || bRowStride > 0)
+            let pairPanels = panels.lowerBound..<(pairsPossible ? max(panels.lowerBound, min(panels.upperBound, n / 32)) : panels.lowerBound)
+            // The columns the quad tiles can take (Aᵀ in place, C transposed): the whole 32-wide panels, and
+            // a whole 16-wide tail panel right after them when this call runs the tail (`sparseTail`).
+            let quadWide = job.quadTilesUsable ? max(panels.lowerBound, min(panels.upperBound, n / 32)) : panels.lowerBound
+            let quadTailPanel: Int? = sparseTail.flatMap { tail in
+                let (j0, width) = job.bPanel(tail.lowerBound)
+                return job.quadTilesUsable && quadWide == panels.upperBound && width == 16 && j0 + 16 <= n ? tail.lowerBound : nil
+            }
+            let quadColumns = panels.lowerBound * 32 ..< quadWide * 32 + (quadTailPanel == nil ? 0 : 16)
             var ir = rows.lowerBound
             while ir < rows.upperBound {
                 let mr = min(8, rows.upperBound - ir)
@@ -537,17 +605,31 @@ public enum GEMM {
                 // of a weight gradient; other Aᵀ operands are dense gradients, where the scan cost
                 // 2% of the product (measured).
                 let aColumns = job.transC && job.directA && job.transA && ir + 8 <= job.plan.m
-                var sparseCount = -1
+                var sparseCount = -1, usePairs = false, useQuads = false
+                var pairs = pairLists
                 if aRows != nil || aColumns {
                     let limit = kc * 3 / 4
-                    let count = aRows.map { GEMM.nonZeroSteps($0, lda: job.lda, kc: kc, limit: limit, into: steps) }
-                        ?? GEMM.nonZeroSteps(columns: aPanel, lda: job.lda, kc: kc, limit: limit, into: steps)
+                    let count = withUnsafeMutablePointer(to: &pairs) { list in
+                        let pairsWanted = pairPanels.isEmpty ? nil : list
+                        let quadsWanted = quadColumns.isEmpty ? nil : list
+                        return aRows.map { GEMM.nonZeroSteps($0, lda: job.lda, kc: kc, limit: limit, into: steps, pairs: pairsWanted) }
+                            ?? GEMM.nonZeroSteps(columns: aPanel, lda: job.lda, kc: kc, limit: limit, into: steps, quads: quadsWanted)
+                    }
                     if count <= limit {
                         if bFinite == nil { bFinite = finite(panels: panels) }
-                        if bFinite! { sparseCount = count }
+                        if bFinite! {
+                            sparseCount = count
+                            usePairs = !pairPanels.isEmpty && GEMM.pairTilesPay(pairSteps: pairs.total, panelSteps: count)
+                            if aColumns && !quadColumns.isEmpty && GEMM.quadTilesPay(quadSteps: pairs.total, panelSteps: count) {
+                                if let q = quadTailPanel, tailFinite == nil { tailFinite = finite(tail: q) }
+                                useQuads = quadTailPanel == nil || tailFinite == true
+                            }
+                        }
                     }
                 }
-                var jr = panels.lowerBound * 32
+                if usePairs, let aRows { pairTiles(pairs, row: ir, panels: pairPanels, aRows: aRows) }
+                if useQuads { quadTiles(pairs, row: ir, columns: quadColumns) }
+                var jr = (useQuads ? quadWide : usePairs ? pairPanels.upperBound : panels.lowerBound) * 32
                 let jEnd = panels.upperBound * 32
                 while jr < jEnd {
                     let nr = min(32, n - jr)
@@ -574,11 +656,76 @@ public enum GEMM {
                 if let tail = sparseTail, let aRows {
                     if sparseCount >= 0 && tailFinite == nil { tailFinite = tail.allSatisfy { finite(tail: $0) } }
                     for q in tail { tailTile(q, row: ir, aRows: aRows, sparseCount: tailFinite == true ? sparseCount : -1) }
+                } else if let tail = sparseTail, aColumns {
+                    for q in tail where !(useQuads && q == quadTailPanel) { transposedTailTile(q, row: ir) }
                 }
                 // Counted by one chunk per panel: the one holding the first wide panel.
-                if let counts = job.stepCounts, panels.lowerBound == 0 { counts[ir / 8] &+= Int32(sparseCount >= 0 ? sparseCount : kc) }
+                if let counts = job.stepCounts, panels.lowerBound == 0 {
+                    // Quad tiles: the union's steps, as before them (the balance of Σdh⊗x's pieces was tuned on
+                    // those, and MatrixCallPiecesTests models them).
+                    counts[ir / 8] &+= usePairs ? GEMM.pairStepEquivalent(pairs.total) : Int32(sparseCount >= 0 ? sparseCount : kc)
+                }
                 ir += 8
             }
+        }
+
+        /// The 8 rows at ir of A stored m×k, read in place (at aRows), against the 32-wide panels `panels`
+        /// as four pair tiles, each over its own list. A pair's columns are cut into ⌈vectors / 13⌉
+        /// near-equal strips, one kernel call each.
+        @inline(__always)
+        func pairTiles(_ pairs: PairLists, row ir: Int, panels: Range<Int>, aRows: UnsafePointer<Float>) {
+            let j0 = panels.lowerBound * 32, vectors = panels.count * 2
+            let (bRows, bStep) = bSource(j0, width: 32)
+            let strips = (vectors + GEMM.pairMaxVectors - 1) / GEMM.pairMaxVectors
+            let lda = job.lda
+            for g in 0..<4 {
+                let dst = job.c + (ir + 2 * g) * job.ldc + j0
+                var v0 = 0
+                for strip in 0..<strips {
+                    let v1 = vectors * (strip + 1) / strips
+                    GEMM.kernelPairSparse(vectors: v1 - v0, Int(pairs.counts[g]), pairs.list(g), aRows + 2 * g * lda, lda, 1,
+                                          bRows + 16 * v0, bStep, dst + 16 * v0, job.ldc, job.alpha, beta)
+                    v0 = v1
+                }
+            }
+        }
+
+        /// The 8 rows at ir of Aᵀ read in place (C stored transposed) against the B columns `columns` (read in
+        /// place) as two quad tiles, each over its own list. A quad's columns are cut into ⌈vectors / 6⌉
+        /// near-equal strips, one kernel call each.
+        @inline(__always)
+        func quadTiles(_ quads: PairLists, row ir: Int, columns: Range<Int>) {
+            let vectors = columns.count / 16
+            let strips = (vectors + GEMM.quadMaxVectors - 1) / GEMM.quadMaxVectors
+            let lda = job.lda, ldc = job.ldc
+            let bRows = job.b + p0 * job.ldb + columns.lowerBound
+            for g in 0..<2 {
+                let a = job.a + p0 * lda + ir + 4 * g
+                let dst = job.c + columns.lowerBound * ldc + ir + 4 * g
+                var v0 = 0
+                for strip in 0..<strips {
+                    let v1 = vectors * (strip + 1) / strips
+                    GEMM.kernelQuadSparse(vectors: v1 - v0, Int(quads.counts[g]), quads.list(g), a, lda,
+                                          bRows + 16 * v0, job.ldb, dst + 16 * v0 * ldc, ldc, job.alpha, beta)
+                    v0 = v1
+                }
+            }
+        }
+
+        /// The narrow (16- or 8-wide) tail panel `q` for the whole 8-row panel at ir of Aᵀ read in place, C
+        /// stored transposed: every step, as `narrow` would (only the quad tiles skip steps of it).
+        @inline(__always)
+        func transposedTailTile(_ q: Int, row ir: Int) {
+            let (j0, width) = job.bPanel(q)
+            let nr = min(width, job.plan.n - j0)
+            let (aPanel, aStep, aStride) = aSource(ir, rows: 8)
+            let (bPanel, bStep) = bSource(j0, width: width)
+            if width == 16 {
+                kernel8x16(kc, aPanel, aStep, aStride, bPanel, bStep, edge, width, job.alpha, 0)
+            } else {
+                kernel8x8(kc, aPanel, aStep, aStride, bPanel, bStep, edge, width, job.alpha, 0)
+            }
+            storeTransposed(rows: 8, cols: nr, src: edge, srcStride: width, c: job.c + j0 * job.ldc + ir, ldc: job.ldc, beta: beta)
         }
 
         /// The narrow (16- or 8-wide) tail panel `q` for the 8 rows at ir read in place (A stored m×k), over
@@ -707,8 +854,11 @@ public enum GEMM {
     /// Stops early (returning more than `limit`) once more than `limit` steps are non-zero, or when
     /// more than 15/16 of the first 64 or more steps are: a dense panel (activations, gradients)
     /// then costs a few vector compares, not 3% of its product (measured).
+    /// With `pairs`, also writes the four lists of its 2-row groups (rows 2g, 2g + 1) for the pair
+    /// tiles (GEMMPairTiles.swift), from the same loads: two lane-mask sums per 16 steps instead of one.
     static func nonZeroSteps(_ a: UnsafePointer<Float>, lda: Int, kc: Int, limit: Int,
-                             into steps: UnsafeMutablePointer<Int32>) -> Int {
+                             into steps: UnsafeMutablePointer<Int32>,
+                             pairs: UnsafeMutablePointer<PairLists>? = nil) -> Int {
         let r0 = a, r1 = a + lda, r2 = a + 2 * lda, r3 = a + 3 * lda
         let r4 = a + 4 * lda, r5 = a + 5 * lda, r6 = a + 6 * lda, r7 = a + 7 * lda
         // Whether a value is non-zero, on its bits: magnitude bits (sign cleared, so −0 is zero) not
@@ -723,31 +873,63 @@ public enum GEMM {
             @inline(__always) func bits(_ r: UnsafePointer<Float>) -> SIMD16<UInt32> {
                 UnsafeRawPointer(r + p).loadUnaligned(as: SIMD16<UInt32>.self)
             }
-            let union = (bits(r0) | bits(r1) | bits(r2) | bits(r3) | bits(r4) | bits(r5) | bits(r6) | bits(r7)) & magnitude
-            // Lane l contributes 2^l when any row is non-zero at step p + l: union + 0x7fffffff carries
-            // into the top bit exactly when union ≥ 1 (generic pointwiseMin compiled to a call).
-            let mask = Int((((union &+ magnitude) &>> 31) &* laneBits).wrappedSum())
-            if mask == 0xffff {
-                let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-                UnsafeMutableRawPointer(steps + count).storeBytes(of: lanes &+ Int32(p), as: SIMD16<Int32>.self)
-                count &+= 16
-            } else if mask != 0 {
-                // Compress: each byte of the mask selects its set-bit positions from a table.
-                let low = mask & 255, high = mask >> 8
-                UnsafeMutableRawPointer(steps + count).storeBytes(of: positions[low] &+ Int32(p), as: SIMD8<Int32>.self)
-                count &+= low.nonzeroBitCount
-                UnsafeMutableRawPointer(steps + count).storeBytes(of: positions[high] &+ Int32(p + 8), as: SIMD8<Int32>.self)
-                count &+= high.nonzeroBitCount
+            let mask: Int
+            if let pairs {
+                // Lane l of pair g's mask at bit l + 16·(g % 2): two pairs per 32-bit lane sum.
+                @inline(__always) func nonZero(_ x: SIMD16<UInt32>, _ y: SIMD16<UInt32>) -> SIMD16<UInt32> {
+                    (((x | y) & magnitude) &+ magnitude) &>> 31
+                }
+                let low = Int(((nonZero(bits(r0), bits(r1)) | (nonZero(bits(r2), bits(r3)) &<< 16)) &* laneBits).wrappedSum())
+                let high = Int(((nonZero(bits(r4), bits(r5)) | (nonZero(bits(r6), bits(r7)) &<< 16)) &* laneBits).wrappedSum())
+                let list = pairs.pointee
+                var counts = list.counts
+                counts[0] = Int32(compress(low & 0xffff, p, into: list.list(0), count: Int(counts[0]), positions))
+                counts[1] = Int32(compress(low >> 16, p, into: list.list(1), count: Int(counts[1]), positions))
+                counts[2] = Int32(compress(high & 0xffff, p, into: list.list(2), count: Int(counts[2]), positions))
+                counts[3] = Int32(compress(high >> 16, p, into: list.list(3), count: Int(counts[3]), positions))
+                pairs.pointee.counts = counts
+                mask = (low | high | (low | high) >> 16) & 0xffff
+            } else {
+                let union = (bits(r0) | bits(r1) | bits(r2) | bits(r3) | bits(r4) | bits(r5) | bits(r6) | bits(r7)) & magnitude
+                // Lane l contributes 2^l when any row is non-zero at step p + l: union + 0x7fffffff carries
+                // into the top bit exactly when union ≥ 1 (generic pointwiseMin compiled to a call).
+                mask = Int((((union &+ magnitude) &>> 31) &* laneBits).wrappedSum())
             }
+            count = compress(mask, p, into: steps, count: count, positions)
             p += 16
             if count > limit || (p >= 64 && count * 16 > p * 15) { return limit + 1 }
         }
         while p < kc {
-            let nonZero = r0[p] != 0 || r1[p] != 0 || r2[p] != 0 || r3[p] != 0
-                || r4[p] != 0 || r5[p] != 0 || r6[p] != 0 || r7[p] != 0
+            let pairBits = SIMD4<Int32>(r0[p] != 0 || r1[p] != 0 ? 1 : 0, r2[p] != 0 || r3[p] != 0 ? 1 : 0,
+                                        r4[p] != 0 || r5[p] != 0 ? 1 : 0, r6[p] != 0 || r7[p] != 0 ? 1 : 0)
+            if let pairs {
+                for g in 0..<4 { pairs.pointee.list(g)[Int(pairs.pointee.counts[g])] = Int32(p) }
+                pairs.pointee.counts &+= pairBits
+            }
             steps[count] = Int32(p)
-            count &+= nonZero ? 1 : 0
+            count &+= pairBits == .zero ? 0 : 1
             p += 1
+        }
+        return count
+    }
+
+    /// Appends the steps p + l for the set bits l of the 16-bit `mask` to `list` (which holds `count`
+    /// steps and has room for 16 more); returns the new count. Each byte of the mask selects its
+    /// set-bit positions from `positions` (`setBitPositions`).
+    @inline(__always)
+    static func compress(_ mask: Int, _ p: Int, into list: UnsafeMutablePointer<Int32>, count: Int,
+                         _ positions: UnsafePointer<SIMD8<Int32>>) -> Int {
+        var count = count
+        if mask == 0xffff {
+            let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+            UnsafeMutableRawPointer(list + count).storeBytes(of: lanes &+ Int32(p), as: SIMD16<Int32>.self)
+            count &+= 16
+        } else if mask != 0 {
+            let low = mask & 255, high = mask >> 8
+            UnsafeMutableRawPointer(list + count).storeBytes(of: positions[low] &+ Int32(p), as: SIMD8<Int32>.self)
+            count &+= low.nonzeroBitCount
+            UnsafeMutableRawPointer(list + count).storeBytes(of: positions[high] &+ Int32(p + 8), as: SIMD8<Int32>.self)
+            count &+= high.nonzeroBitCount
         }
         return count
     }
@@ -769,8 +951,32 @@ public enum GEMM {
 
     /// `nonZeroSteps` for 8 columns of a matrix stored k×m (step p's 8 values at a + p·lda, contiguous):
     /// the operand Aᵀ read in place. Same early exits.
+    /// With `quads`, also writes the lists of its two 4-row groups (rows 0..<4, 4..<8) for the quad tiles
+    /// (GEMMQuadTiles.swift) into lists 0 and 1, from the same loads.
     static func nonZeroSteps(columns a: UnsafePointer<Float>, lda: Int, kc: Int, limit: Int,
-                             into steps: UnsafeMutablePointer<Int32>) -> Int {
+                             into steps: UnsafeMutablePointer<Int32>,
+                             quads: UnsafeMutablePointer<PairLists>? = nil) -> Int {
+        if let quads {
+            // Whether any of 4 floats is non-zero, on their bits: the magnitude bits (sign cleared, so −0 is
+            // zero; NaN counts as non-zero) of two 8-byte loads, or-ed. Branch-free appends to all three lists.
+            let magnitude: UInt64 = 0x7fff_ffff_7fff_ffff
+            let low = quads.pointee.list(0), high = quads.pointee.list(1)
+            let raw = UnsafeRawPointer(a)
+            var count = 0, lowCount = 0, highCount = 0
+            var p = 0
+            while p < kc {
+                let r = raw + p &* lda &* 4
+                let lowBits = (r.loadUnaligned(as: UInt64.self) | r.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) & magnitude
+                let highBits = (r.loadUnaligned(fromByteOffset: 16, as: UInt64.self) | r.loadUnaligned(fromByteOffset: 24, as: UInt64.self)) & magnitude
+                let lowAny = lowBits != 0 ? 1 : 0, highAny = highBits != 0 ? 1 : 0
+                steps[count] = Int32(p); low[lowCount] = Int32(p); high[highCount] = Int32(p)
+                count &+= lowAny | highAny; lowCount &+= lowAny; highCount &+= highAny
+                p &+= 1
+                if p & 15 == 0 && (count > limit || (p >= 64 && count * 16 > p * 15)) { return limit + 1 }
+            }
+            quads.pointee.counts = SIMD4(Int32(lowCount), Int32(highCount), 0, 0)
+            return count
+        }
         let zero = SIMD8<Float>()
         var count = 0
         var p = 0

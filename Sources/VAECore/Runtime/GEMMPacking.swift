@@ -165,12 +165,14 @@ extension GEMM {
 
     // MARK: B
 
-    /// Packs one B panel: dst[p·width + j] = op(B)[p0 + p, j0 + j] for j < cols, 0 for cols ≤ j < width.
+    /// Packs one B panel: dst[p·stride + j] = op(B)[p0 + p, j0 + j] for j < cols, 0 for cols ≤ j < width
+    /// (stride: width for a panel of its own, more when panels are packed side by side, row-major).
     static func packBPanel(trans: Bool, b: UnsafePointer<Float>, ldb: Int, p0: Int, kc: Int,
-                           j0: Int, cols: Int, width: Int, dst: UnsafeMutablePointer<Float>) {
+                           j0: Int, cols: Int, width: Int, dst: UnsafeMutablePointer<Float>, stride: Int? = nil) {
+        let stride = stride ?? width
         if trans {
             // B stored n×k: column j of op(B) is the contiguous row j of storage.
-            packColumns(src: b + j0 * ldb + p0, ld: ldb, cols: cols, width: width, kc: kc, dst: dst)
+            packColumns(src: b + j0 * ldb + p0, ld: ldb, cols: cols, width: width, kc: kc, dst: dst, stride: stride)
             return
         }
         // B stored k×n: each k step is a contiguous run of columns.
@@ -179,7 +181,7 @@ extension GEMM {
             let dr = UnsafeMutableRawPointer(dst)
             for p in 0..<kc {
                 let s = UnsafeRawPointer(src + p * ldb)
-                let d = dr + p * width * 4
+                let d = dr + p * stride * 4
                 d.storeBytes(of: s.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
                 if width == 32 {
                     d.storeBytes(of: s.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
@@ -188,29 +190,29 @@ extension GEMM {
             }
         } else {
             for p in 0..<kc {
-                let s = src + p * ldb, d = dst + p * width
+                let s = src + p * ldb, d = dst + p * stride
                 for j in 0..<cols { d[j] = s[j] }
                 for j in cols..<width { d[j] = 0 }
             }
         }
     }
 
-    /// dst[p·width + j] = src[j·ld + p] for j < cols, 0 for cols ≤ j < width; p < kc.
+    /// dst[p·stride + j] = src[j·ld + p] for j < cols, 0 for cols ≤ j < width; p < kc.
     @inline(__always)
     static func packColumns(src: UnsafePointer<Float>, ld: Int, cols: Int, width: Int, kc: Int,
-                            dst: UnsafeMutablePointer<Float>) {
+                            dst: UnsafeMutablePointer<Float>, stride: Int) {
         var p0 = 0
         if cols == width && width % 16 == 0 {
             // Full panel: 16×16 blocks transposed in registers.
             while p0 + 16 <= kc {
                 var h = 0
                 while h < width {
-                    transpose16x16(src + h * ld + p0, ld, dst + p0 * width + h, width)
+                    transpose16x16(src + h * ld + p0, ld, dst + p0 * stride + h, stride)
                     h += 16
                 }
                 p0 += 16
             }
-        } else if cols == 8 && width == 8 {
+        } else if cols == 8 && width == 8 && stride == 8 {
             while p0 + 16 <= kc {
                 transpose8x16(src + p0, ld, dst + p0 * 8)
                 p0 += 16
@@ -222,15 +224,15 @@ extension GEMM {
             let pe = min(kc, p0 + chunk)
             for j in 0..<cols {
                 let s = src + j * ld
-                var d = dst + p0 * width + j
+                var d = dst + p0 * stride + j
                 for p in p0..<pe {
                     d.pointee = s[p]
-                    d += width
+                    d += stride
                 }
             }
             if cols < width {
                 for p in p0..<pe {
-                    let d = dst + p * width
+                    let d = dst + p * stride
                     for j in cols..<width { d[j] = 0 }
                 }
             }
