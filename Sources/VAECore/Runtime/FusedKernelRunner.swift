@@ -35,6 +35,9 @@ final class FusedKernelRunner {
     private let columnSums: [UnsafeMutablePointer<Float>]
     /// chunks × columns floats per column sum: each task's partial sums, added in task order at the end.
     private let partials: UnsafeMutablePointer<Float>?
+    /// The whole program as one loop per direct one-row block, when it is the Bernoulli likelihood
+    /// kernel (`BernoulliLikelihoodPass`); nil for every other program, or when not allowed.
+    let onePass: BernoulliLikelihoodPass?
 
     /// The first op of a pair, left to its consumer's pass in a block: where its operands were.
     struct DeferredOp {
@@ -56,8 +59,9 @@ final class FusedKernelRunner {
         var perColumn = false
     }
 
+    /// `allowsOnePass: false` runs every block through the interpreter (for tests comparing the two).
     init(_ kernel: FusedKernel, batch: Int, pointer: (ValueID) -> UnsafeMutablePointer<Float>,
-         partials: UnsafeMutablePointer<Float>?) {
+         partials: UnsafeMutablePointer<Float>?, allowsOnePass: Bool = true) {
         self.kernel = kernel
         rows = kernel.domain.batched ? batch : 1
         columns = kernel.domain.featureCount
@@ -75,6 +79,15 @@ final class FusedKernelRunner {
         columnSums = kernel.columnSums.map(pointer)
         self.partials = partials
         precondition(kernel.columnSums.isEmpty || partials != nil, "internal error: no scratch for column sums")
+        let inPlace = kernel.inputs.indices.map { i in
+            zip(kernel.code, direct).allSatisfy { instruction, form in
+                if case .load(_, let input) = instruction, input == i { form.inPlace } else { true }
+            }
+        }
+        onePass = allowsOnePass
+            ? BernoulliLikelihoodPass(kernel, inPlace: inPlace, inputs: inputs, stores: stores,
+                                      rowSums: kernel.rowSums.map(pointer), partials: partials)
+            : nil
     }
 
     deinit {
@@ -316,6 +329,11 @@ final class FusedKernelRunner {
         let vectors = (n + 15) >> 4
         // A direct block: whole vectors, contiguous in every full input and store.
         let isDirect = n & 15 == 0 && (h == 1 || w == columns)
+        // The likelihood kernel's whole program in one loop: 5 passes → 1 (`BernoulliLikelihoodPass`).
+        if isDirect && h == 1, let onePass {
+            onePass.run(row: r, column: c0, width: w, chunk: chunk, chunkStart: chunkStart)
+            return
+        }
         let count = max(1, kernel.registers)
         let code = self.code, inputs = self.inputs, modes = self.modes, stores = self.stores
         withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: count) { table in
