@@ -63,4 +63,28 @@ final class GEMMQuadTilesTests: XCTestCase {
         XCTAssertTrue((0..<m).allSatisfy { (4..<8).contains($0) || dense[5 * (m + 3) + $0].isNaN })
         XCTAssertTrue(same(product(m: m, n: n, k: k, b: b, ldb: n + 5, lda: m + 3, beta: 0, threads: 1), dense))
     }
+
+    /// The values above are equal whether or not the quad tiles run, so this checks that they would run on
+    /// that A: every whole 8-row panel's scan (the one `Tiles.wide` makes, in each k-block of 300) lists
+    /// few enough steps to skip, and its two 4-row lists pass `quadTilesPay`. (A change of the cost rule or
+    /// of the scan that stopped choosing them for this A fails here rather than passing silently above.)
+    func testQuadTilesAreChosenForThisA() {
+        let (m, k, kc) = (43, 600, 300)
+        let lda = m + 3
+        let a = sparseA(m: m, k: k, lda: lda)
+        let steps = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * kc)
+        defer { steps.deallocate() }
+        a.withUnsafeBufferPointer { a in
+            for block in 0..<(k / kc) {
+                for panel in 0..<(m / 8) {
+                    var quads = GEMM.PairLists(lists: steps + kc, stride: kc)
+                    let start = a.baseAddress! + block * kc * lda + panel * 8
+                    let count = GEMM.nonZeroSteps(columns: start, lda: lda, kc: kc, limit: kc * 3 / 4, into: steps, quads: &quads)
+                    XCTAssertLessThanOrEqual(count, kc * 3 / 4, "block \(block) panel \(panel)")
+                    XCTAssertTrue(GEMM.quadTilesPay(quadSteps: quads.total, panelSteps: count),
+                                  "block \(block) panel \(panel): \(quads.counts) against \(count)")
+                }
+            }
+        }
+    }
 }
