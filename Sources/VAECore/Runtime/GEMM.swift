@@ -363,7 +363,7 @@ public enum GEMM {
 
         /// Whether the whole 8-row panels of Aᵀ read in place (C stored transposed) may run as quad tiles
         /// (GEMMQuadTiles.swift): they read B in place, as one run of columns.
-        var quadTilesUsable: Bool { GEMM.quadTilesEnabled && transA && transC && directA && directB }
+        var quadTilesUsable: Bool { transA && transC && directA && directB }
 
         var nUnits: Int { plan.nUnits }
         var bPanels: Int { plan.wide + plan.mid + plan.last8 }

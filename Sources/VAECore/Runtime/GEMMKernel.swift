@@ -22,27 +22,16 @@
 //   kernel8x32Sparse:    kernel8x32 over such a list (A read with a step, e.g. Aᵀ stored k×m in place).
 
 extension GEMM {
-    /// The one store formula for a vector of results s = alpha·acc:
+    /// The one store formula for a vector of results s = alpha·acc, for every width the kernels use
+    /// (SIMD16 tiles, SIMD8 tails, the 4-float columns of a quad tile's transposed store):
     /// mode 0 (beta == 0): C = s, C never read; mode 1 (beta == 1): C = C + s; mode 2: C = s + beta·C.
     @inline(__always)
-    static func update(_ p: UnsafeMutableRawPointer, _ acc: SIMD16<Float>, _ va: SIMD16<Float>, _ vb: SIMD16<Float>, _ mode: Int) {
+    static func update<V: SIMD>(_ p: UnsafeMutableRawPointer, _ acc: V, _ va: V, _ vb: V, _ mode: Int) where V.Scalar == Float {
         let s = va * acc
         switch mode {
-        case 0: p.storeBytes(of: s, as: SIMD16<Float>.self)
-        case 1: p.storeBytes(of: p.loadUnaligned(as: SIMD16<Float>.self) + s, as: SIMD16<Float>.self)
-        default: p.storeBytes(of: s + vb * p.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-        }
-    }
-
-    /// The one store formula for a vector of results s = alpha·acc:
-    /// mode 0 (beta == 0): C = s, C never read; mode 1 (beta == 1): C = C + s; mode 2: C = s + beta·C.
-    @inline(__always)
-    static func update(_ p: UnsafeMutableRawPointer, _ acc: SIMD8<Float>, _ va: SIMD8<Float>, _ vb: SIMD8<Float>, _ mode: Int) {
-        let s = va * acc
-        switch mode {
-        case 0: p.storeBytes(of: s, as: SIMD8<Float>.self)
-        case 1: p.storeBytes(of: p.loadUnaligned(as: SIMD8<Float>.self) + s, as: SIMD8<Float>.self)
-        default: p.storeBytes(of: s + vb * p.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+        case 0: p.storeBytes(of: s, as: V.self)
+        case 1: p.storeBytes(of: p.loadUnaligned(as: V.self) + s, as: V.self)
+        default: p.storeBytes(of: s + vb * p.loadUnaligned(as: V.self), as: V.self)
         }
     }
 
@@ -606,9 +595,9 @@ extension GEMM {
     /// `GEMM.nonZeroSteps`): the 16- or 8-column tail panel of a product whose A is sparse (x·W₁ᵀ, n = 400:
     /// 16; a piece of 200 columns: 8), with the wide tiles' list. One body for both widths (`V`).
     @inline(__always)
-    static func kernelRows8Sparse<V: TailVector>(_: V.Type, _ count: Int, _ steps: UnsafePointer<Int32>,
+    static func kernelRows8Sparse<V: SIMD>(_: V.Type, _ count: Int, _ steps: UnsafePointer<Int32>,
                                                  _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ bStep: Int,
-                                                 _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+                                                 _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) where V.Scalar == Float {
         var c0_0 = V(); var c1_0 = V(); var c2_0 = V(); var c3_0 = V();
         var c4_0 = V(); var c5_0 = V(); var c6_0 = V(); var c7_0 = V();
         let r0 = a, r1 = a + lda, r2 = a + 2 &* lda, r3 = a + 3 &* lda
@@ -633,14 +622,14 @@ extension GEMM {
         let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
         var row = UnsafeMutableRawPointer(c)
         let rs = ldc &* 4
-        V.update(row, c0_0, va, vb, mode); row += rs
-        V.update(row, c1_0, va, vb, mode); row += rs
-        V.update(row, c2_0, va, vb, mode); row += rs
-        V.update(row, c3_0, va, vb, mode); row += rs
-        V.update(row, c4_0, va, vb, mode); row += rs
-        V.update(row, c5_0, va, vb, mode); row += rs
-        V.update(row, c6_0, va, vb, mode); row += rs
-        V.update(row, c7_0, va, vb, mode)
+        update(row, c0_0, va, vb, mode); row += rs
+        update(row, c1_0, va, vb, mode); row += rs
+        update(row, c2_0, va, vb, mode); row += rs
+        update(row, c3_0, va, vb, mode); row += rs
+        update(row, c4_0, va, vb, mode); row += rs
+        update(row, c5_0, va, vb, mode); row += rs
+        update(row, c6_0, va, vb, mode); row += rs
+        update(row, c7_0, va, vb, mode)
     }
 
     @inline(never)
@@ -697,23 +686,4 @@ extension GEMM {
     }
 
     /// kernelRows8x8 over the k steps listed in `steps` only (in order; see `GEMM.nonZeroSteps`): the
-}
-
-/// The vector widths of the sparse tail panels (`GEMM.kernelRows8Sparse`), with their store formula.
-protocol TailVector: SIMD where Scalar == Float {
-    static func update(_ p: UnsafeMutableRawPointer, _ acc: Self, _ va: Self, _ vb: Self, _ mode: Int)
-}
-
-extension SIMD16: TailVector where Scalar == Float {
-    @inline(__always)
-    static func update(_ p: UnsafeMutableRawPointer, _ acc: Self, _ va: Self, _ vb: Self, _ mode: Int) {
-        GEMM.update(p, acc, va, vb, mode)
-    }
-}
-
-extension SIMD8: TailVector where Scalar == Float {
-    @inline(__always)
-    static func update(_ p: UnsafeMutableRawPointer, _ acc: Self, _ va: Self, _ vb: Self, _ mode: Int) {
-        GEMM.update(p, acc, va, vb, mode)
-    }
 }

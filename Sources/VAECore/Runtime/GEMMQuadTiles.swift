@@ -58,8 +58,7 @@ extension GEMM {
         }
     }
 
-    /// Column l (0..<16) of the quad (rows r = 0..<4) to c[l·ldc ..< l·ldc + 4]: c = s, c + s or s + beta·c
-    /// for s = alpha·acc (mode 0, 1, 2 as in `update`).
+    /// Column l (0..<16) of the quad (rows r = 0..<4) to c[l·ldc ..< l·ldc + 4], through `update`.
     @inline(__always)
     static func storeQuadTransposed(_ quad: Quad, _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                     alpha: Float, beta: Float, mode: Int) {
@@ -75,12 +74,7 @@ extension GEMM {
         let rs = ldc &* 4
         var d = UnsafeMutableRawPointer(c)
         @inline(__always) func put(_ x: SIMD4<Float>) {
-            let s = va * x
-            switch mode {
-            case 0: d.storeBytes(of: s, as: SIMD4<Float>.self)
-            case 1: d.storeBytes(of: d.loadUnaligned(as: SIMD4<Float>.self) + s, as: SIMD4<Float>.self)
-            default: d.storeBytes(of: s + vb * d.loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
-            }
+            update(d, x, va, vb, mode)
             d += rs
         }
         @inline(__always) func putAll(_ v: SIMD16<Float>) {
@@ -113,9 +107,4 @@ extension GEMM {
     static func quadTilesPay(quadSteps: Int, panelSteps: Int) -> Bool {
         quadSteps * 4 * 11 < panelSteps * 8 * 10
     }
-}
-
-extension GEMM {
-    /// Switch for the quad tiles (off: the 8-row panels run as before).
-    static let quadTilesEnabled = true
 }
