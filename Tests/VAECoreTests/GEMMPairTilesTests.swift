@@ -27,10 +27,6 @@ final class GEMMPairTilesTests: XCTestCase {
         return c
     }
 
-    func same(_ x: [Float], _ y: [Float]) -> Bool {
-        x.count == y.count && zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
-    }
-
     func testPairTilesGiveTheDenseValues() {
         let (m, k) = (43, 600)   // 5 whole panels and 3 rows; two k-blocks of 300
         for n in [200, 216, 392] {
@@ -42,7 +38,7 @@ final class GEMMPairTilesTests: XCTestCase {
                     let dense = product(m: m, n: n, k: k, transposeB: transposeB, b: b, lda: 640, beta: beta, threads: 1)
                     for threads in [1, 2] {
                         let got = product(m: m, n: n, k: k, transposeB: transposeB, b: b, lda: k + 3, beta: beta, threads: threads)
-                        XCTAssertTrue(same(got, dense), "n \(n) transposeB \(transposeB) beta \(beta) threads \(threads)")
+                        XCTAssertTrue(GEMMTests.same(got, dense), "n \(n) transposeB \(transposeB) beta \(beta) threads \(threads)")
                     }
                 }
             }
@@ -56,7 +52,7 @@ final class GEMMPairTilesTests: XCTestCase {
         b[5 * (k + 5) + 1] = .infinity   // column 5, step 1: zero in every row of A
         let dense = product(m: m, n: n, k: k, transposeB: true, b: b, lda: 320, beta: 0, threads: 1)
         XCTAssertTrue((0..<m).allSatisfy { dense[$0 * n + 5].isNaN })
-        XCTAssertTrue(same(product(m: m, n: n, k: k, transposeB: true, b: b, lda: k + 3, beta: 0, threads: 1), dense))
+        XCTAssertTrue(GEMMTests.same(product(m: m, n: n, k: k, transposeB: true, b: b, lda: k + 3, beta: 0, threads: 1), dense))
     }
 
     /// The pair tiles are really used on this A: the panels' counted work is the pair unit, less than

@@ -31,10 +31,6 @@ final class GEMMQuadTilesTests: XCTestCase {
         return c
     }
 
-    func same(_ x: [Float], _ y: [Float]) -> Bool {
-        x.count == y.count && zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
-    }
-
     func testQuadTilesGiveTheDenseValues() {
         let k = 600   // two k-blocks of 300
         for m in [43, 46] {   // 5 whole panels and 3 or 6 rows
@@ -47,7 +43,7 @@ final class GEMMQuadTilesTests: XCTestCase {
                     let dense = product(m: m, n: n, k: k, b: b, ldb: ldb, lda: 64, beta: beta, threads: 1)
                     for threads in [1, 2] {
                         let got = product(m: m, n: n, k: k, b: b, ldb: ldb, lda: m + 3, beta: beta, threads: threads)
-                        XCTAssertTrue(same(got, dense), "m \(m) n \(n) beta \(beta) threads \(threads)")
+                        XCTAssertTrue(GEMMTests.same(got, dense), "m \(m) n \(n) beta \(beta) threads \(threads)")
                     }
                 }
             }
@@ -61,7 +57,7 @@ final class GEMMQuadTilesTests: XCTestCase {
         b[2 * (n + 5) + 5] = .infinity   // step 2, column 5 (first chunk): A is zero there in every row but 4..<8
         let dense = product(m: m, n: n, k: k, b: b, ldb: n + 5, lda: 64, beta: 0, threads: 1)
         XCTAssertTrue((0..<m).allSatisfy { (4..<8).contains($0) || dense[5 * (m + 3) + $0].isNaN })
-        XCTAssertTrue(same(product(m: m, n: n, k: k, b: b, ldb: n + 5, lda: m + 3, beta: 0, threads: 1), dense))
+        XCTAssertTrue(GEMMTests.same(product(m: m, n: n, k: k, b: b, ldb: n + 5, lda: m + 3, beta: 0, threads: 1), dense))
     }
 
     /// The values above are equal whether or not the quad tiles run, so this checks that they would run on

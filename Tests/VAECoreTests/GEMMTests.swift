@@ -17,6 +17,12 @@ final class GEMMTests: XCTestCase {
         mutating func fill(_ count: Int) -> [Float] { (0..<count).map { _ in next() } }
     }
 
+    /// Equal element by element, NaN matching NaN (a skipped step may change only the sign of a zero,
+    /// which == ignores).
+    static func same(_ x: [Float], _ y: [Float]) -> Bool {
+        x.count == y.count && zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+    }
+
     struct Case: CustomStringConvertible {
         var transA: Bool, transB: Bool
         var m: Int, n: Int, k: Int
@@ -177,9 +183,7 @@ final class GEMMTests: XCTestCase {
                           b: b, ldb: ldb, beta: 0, c: &c, ldc: n, threads: threads)
             return c
         }
-        func same(_ x: [Float], _ y: [Float]) -> Bool {
-            zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
-        }
+        let same = GEMMTests.same
         let dense = multiply(lda: 448, threads: 1)
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), dense), "sparse vs dense")
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 2), dense), "sparse (2 threads) vs dense")
@@ -201,9 +205,7 @@ final class GEMMTests: XCTestCase {
     /// and beta; with a sparse Aᵀ read in place (zero k steps skipped) too, on 1 and 2 threads, and no
     /// step is skipped when B is not finite.
     func testTransposedCAndSparseTransposedA() {
-        func same(_ x: [Float], _ y: [Float]) -> Bool {
-            x.count == y.count && zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
-        }
+        let same = GEMMTests.same
         /// op(A)·op(B) + beta·C0 as an m×n array: computed plainly, or into Cᵀ (ldc m + 3) and read back.
         func product(_ t: Case, a: [Float], b: [Float], lda: Int, transposeC: Bool, threads: Int) -> [Float] {
             var rng = LCG(state: 5)
