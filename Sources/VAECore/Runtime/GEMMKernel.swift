@@ -596,8 +596,9 @@ extension GEMM {
     /// 16; a piece of 200 columns: 8), with the wide tiles' list. One body for both widths (`V`).
     @inline(__always)
     static func kernelRows8Sparse<V: SIMD>(_: V.Type, _ count: Int, _ steps: UnsafePointer<Int32>,
-                                                 _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ bStep: Int,
-                                                 _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) where V.Scalar == Float {
+                                          _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ bStep: Int,
+                                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float)
+    where V.Scalar == Float {
         var c0_0 = V(); var c1_0 = V(); var c2_0 = V(); var c3_0 = V();
         var c4_0 = V(); var c5_0 = V(); var c6_0 = V(); var c7_0 = V();
         let r0 = a, r1 = a + lda, r2 = a + 2 &* lda, r3 = a + 3 &* lda
