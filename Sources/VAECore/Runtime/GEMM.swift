@@ -676,16 +676,12 @@ public enum GEMM {
         func pairTiles(_ pairs: PairLists, row ir: Int, panels: Range<Int>, aRows: UnsafePointer<Float>) {
             let j0 = panels.lowerBound * 32, vectors = panels.count * 2
             let (bRows, bStep) = bSource(j0, width: 32)
-            let strips = (vectors + GEMM.pairMaxVectors - 1) / GEMM.pairMaxVectors
             let lda = job.lda
             for g in 0..<4 {
                 let dst = job.c + (ir + 2 * g) * job.ldc + j0
-                var v0 = 0
-                for strip in 0..<strips {
-                    let v1 = vectors * (strip + 1) / strips
+                GEMM.forEachStrip(of: vectors, atMost: GEMM.pairMaxVectors) { v0, v1 in
                     GEMM.kernelPairSparse(vectors: v1 - v0, Int(pairs.counts[g]), pairs.list(g), aRows + 2 * g * lda, lda, 1,
                                           bRows + 16 * v0, bStep, dst + 16 * v0, job.ldc, job.alpha, beta)
-                    v0 = v1
                 }
             }
         }
@@ -696,18 +692,14 @@ public enum GEMM {
         @inline(__always)
         func quadTiles(_ quads: PairLists, row ir: Int, columns: Range<Int>) {
             let vectors = columns.count / 16
-            let strips = (vectors + GEMM.quadMaxVectors - 1) / GEMM.quadMaxVectors
             let lda = job.lda, ldc = job.ldc
             let bRows = job.b + p0 * job.ldb + columns.lowerBound
             for g in 0..<2 {
                 let a = job.a + p0 * lda + ir + 4 * g
                 let dst = job.c + columns.lowerBound * ldc + ir + 4 * g
-                var v0 = 0
-                for strip in 0..<strips {
-                    let v1 = vectors * (strip + 1) / strips
+                GEMM.forEachStrip(of: vectors, atMost: GEMM.quadMaxVectors) { v0, v1 in
                     GEMM.kernelQuadSparse(vectors: v1 - v0, Int(quads.counts[g]), quads.list(g), a, lda,
                                           bRows + 16 * v0, job.ldb, dst + 16 * v0 * ldc, ldc, job.alpha, beta)
-                    v0 = v1
                 }
             }
         }
@@ -840,6 +832,19 @@ public enum GEMM {
                 }
                 ir += tileRows
             }
+        }
+    }
+
+    /// Calls `body(v0, v1)` for `vectors` SIMD16 vectors cut into ⌈vectors / most⌉ near-equal strips of at
+    /// most `most` (the widest tile a narrow kernel keeps in registers), in order: one kernel call each.
+    @inline(__always)
+    static func forEachStrip(of vectors: Int, atMost most: Int, _ body: (_ v0: Int, _ v1: Int) -> Void) {
+        let strips = (vectors + most - 1) / most
+        var v0 = 0
+        for strip in 0..<strips {
+            let v1 = vectors * (strip + 1) / strips
+            body(v0, v1)
+            v0 = v1
         }
     }
 
