@@ -84,7 +84,7 @@ final class BernoulliLikelihoodPassTests: XCTestCase {
         for v in kernel.stores { buffer(v, .init(repeating: unwritten, count: rows * columns)) }
         for v in kernel.rowSums { buffer(v, .init(repeating: unwritten, count: rows)) }
         for v in kernel.columnSums { buffer(v, .init(repeating: unwritten, count: columns)) }
-        let chunks = (rows + FusedKernel.chunkRows(columns: columns) - 1) / FusedKernel.chunkRows(columns: columns)
+        let chunks = FusedKernel.chunking(rows: rows, columns: columns).count
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(1, kernel.columnSums.count * chunks * columns))
         let registers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, kernel.registers) * FusedKernelRunner.stride)
         defer { allocated.forEach { $0.deallocate() }; partials.deallocate(); registers.deallocate() }
@@ -109,10 +109,12 @@ final class BernoulliLikelihoodPassTests: XCTestCase {
 
     func hex(_ x: Float) -> String { "0x" + String(x.bitPattern, radix: 16) }
 
-    /// Both paths on the same inputs, bit for bit, at batch 1, 3 (one partial chunk), 45 (20 + 20 + 5
-    /// rows) and 128 (six chunks of 20 and one of 8).
+    /// Both paths on the same inputs, bit for bit, at batch 1, 3 (one partial chunk), 45 (12 + 12 + 12 + 9
+    /// rows) and 128 (eight chunks of 16).
     func assertBothPathsAgree(_ kernel: FusedKernel, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(FusedKernel.chunkRows(columns: kernel.domain.featureCount), 20, file: file, line: line)
+        let columns = kernel.domain.featureCount
+        XCTAssertTrue(FusedKernel.chunking(rows: 45, columns: columns) == (12, 4), file: file, line: line)
+        XCTAssertTrue(FusedKernel.chunking(rows: 128, columns: columns) == (16, 8), file: file, line: line)
         for batch in [1, 3, 45, 128] {
             for seed: UInt64 in [1, 2] {
                 let interpreted = results(kernel, batch: batch, seed: seed, onePass: false, file: file, line: line)

@@ -154,6 +154,28 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Row chunks of fused kernels: whole blocks covering every row once, at most about 16K elements each,
+    /// near-equal, and an even number of them where the rows allow (two threads then get equal work).
+    func testFusedKernelChunksAreNearEqualAndEvenInNumber() {
+        for columns in [1, 7, 20, 255, 256, 400, 784, 3_000, 20_000] {
+            for rows in [1, 2, 3, 45, 96, 128, 500, 1_000] {
+                let h = FusedKernel.blockRows(columns: columns)
+                let (perChunk, count) = FusedKernel.chunking(rows: rows, columns: columns)
+                let what = "rows \(rows), columns \(columns)"
+                XCTAssertEqual(perChunk % h, 0, what)
+                XCTAssertTrue(count >= 1 && perChunk * count >= rows && perChunk * (count - 1) < rows, what)
+                XCTAssertLessThanOrEqual(perChunk * columns, max(16_384, h * columns), what)
+                // Near-equal: the last chunk is short by less than a block row per chunk.
+                XCTAssertLessThan(perChunk * count - rows, count * h, what)
+            }
+        }
+        // The mnist step's kernels: the likelihood [128, 784] was 6 × 20 + 8 rows, the hidden layers'
+        // [128, 400] 3 × 40 + 8; both now split evenly.
+        XCTAssertTrue(FusedKernel.chunking(rows: 128, columns: 784) == (16, 8))
+        XCTAssertTrue(FusedKernel.chunking(rows: 128, columns: 400) == (32, 4))
+        XCTAssertTrue(FusedKernel.chunking(rows: 96, columns: 784) == (16, 6))
+    }
+
     /// Odd sizes (edge tiles in every GEMM piece, a partial last row chunk, rows shorter than a block)
     /// and three threads: still the same bits as one thread.
     func testOddShapesGiveTheSameBitsOnOneTwoAndThreeThreads() throws {

@@ -121,8 +121,7 @@ struct MemoryPlan: Sendable {
     /// Floats of partial column sums a fused kernel needs: one row per task chunk and sum.
     static func partialsSize(_ f: FusedKernel, batch: Int) -> Int {
         let rows = f.domain.batched ? batch : 1
-        let chunkRows = FusedKernel.chunkRows(columns: f.domain.featureCount)
-        let chunks = (rows + chunkRows - 1) / chunkRows
+        let chunks = FusedKernel.chunking(rows: rows, columns: f.domain.featureCount).count
         return chunks * f.domain.featureCount * f.columnSums.count
     }
 }

@@ -66,8 +66,7 @@ final class FusedKernelRunner {
         rows = kernel.domain.batched ? batch : 1
         columns = kernel.domain.featureCount
         blockRows = FusedKernel.blockRows(columns: columns)
-        chunkRows = FusedKernel.chunkRows(columns: columns)
-        chunks = (rows + chunkRows - 1) / chunkRows
+        (chunkRows, chunks) = FusedKernel.chunking(rows: rows, columns: columns)
         let inputs = kernel.inputs.map { UnsafePointer(pointer($0.value)) }
         let stores = kernel.stores.map(pointer)
         let direct = Self.directForms(kernel, inputs: inputs, stores: stores, elements: rows * columns)
