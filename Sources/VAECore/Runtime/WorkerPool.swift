@@ -10,6 +10,14 @@ import Synchronization
 /// only then parks on a semaphore (Dispatch); during training it is therefore awake when the next job
 /// is posted, and the hand-over costs about a microsecond.
 ///
+/// "A while" is a time, `spinTime`, not a number of polls. It used to be 40,000 polls, ~15–20 µs here,
+/// less than the 24 µs a worker waits at the end of the mnist step's x·W₁ᵀ for the other thread's
+/// larger piece: it parked there, and the next stage (the two heads) started it 17 µs late at the
+/// median, 39 µs at the 90th percentile, so both heads often ran on one thread (stage mean 45–50 µs
+/// against 27–29 for either task; the same after the dy·W₄ ‖ Σdy⊗h pair). Spinning ten times longer took
+/// those stages' means to 32 and 37 µs. A millisecond also covers the serial gaps of a step in
+/// `vaec run` (the NaN guard before the update), and costs an idle core at most that before it parks.
+///
 /// A job is a fixed list of tasks claimed through an atomic counter by the thread that holds the pool
 /// and by every worker; `run` returns when all are done. A worker that is late (or parked) just takes
 /// fewer tasks. Tasks must write disjoint memory; which thread runs a task never changes its result.
@@ -60,8 +68,8 @@ final class WorkerPool: @unchecked Sendable {
         let wake = DispatchSemaphore(value: 0)
     }
 
-    /// Iterations a worker polls for work before it parks (some tens of microseconds).
-    private static let spinLimit = 40_000
+    /// How long a worker polls for work after its last job before it parks.
+    private static let spinTime: UInt64 = 1_000_000   // ns
 
     /// Bumped for every job: what idle workers watch.
     private let generation = Atomic<Int>(0)
@@ -126,6 +134,7 @@ final class WorkerPool: @unchecked Sendable {
     private func loop(_ worker: Worker, thread: Int, seen start: Int) {
         var seen = start
         var spins = 0
+        var idleSince = DispatchTime.now().uptimeNanoseconds
         while true {
             let now = generation.load(ordering: .acquiring)
             if now != seen {
@@ -133,10 +142,12 @@ final class WorkerPool: @unchecked Sendable {
                 lock.lock(); let job = current, limit = threads; lock.unlock()
                 if thread < limit, let job { while job.runOne(thread: thread) {} }
                 spins = 0
+                idleSince = DispatchTime.now().uptimeNanoseconds
                 continue
             }
+            // The clock only every 1,024 polls (a poll is one atomic load).
             spins += 1
-            if spins < Self.spinLimit { continue }
+            if spins & 1023 != 0 || DispatchTime.now().uptimeNanoseconds - idleSince < Self.spinTime { continue }
             spins = 0
             worker.sleeping.store(true, ordering: .sequentiallyConsistent)
             if generation.load(ordering: .sequentiallyConsistent) == seen {
