@@ -8,7 +8,10 @@
 /// products of the mnist step takes 0.72 ms on two cores, one of them alone 0.72 ms on one). A kernel
 /// alone in its stage is cut into tasks for all threads when it is large enough to pay for the
 /// hand-over. (Running the weight gradients in the background instead, filling the time the chain of
-/// small kernels after dy·W leaves a core idle, measured no faster: those kernels are short.)
+/// small kernels after dy·W leaves a core idle, measured no faster: those kernels are short.) Small
+/// fused kernels whose results only other such kernels read (the loss and its terms summed over the
+/// batch) wait for the next pair's stage and run beside its products, in row chunks, instead of in
+/// stages of their own on one thread.
 ///
 /// Epilogues: a fused kernel that reads the result of one product of the stage before it (and
 /// nothing else that stage makes) runs as that product's epilogue, on the thread that computed the
@@ -52,10 +55,25 @@ struct Staging: Sendable {
         func flops(_ k: Int) -> Int { kernels[k].flops(program.graph, batch: batch) }
         /// Every value the kernel reads is made by an earlier stage (or is a leaf).
         func ready(_ k: Int) -> Bool { kernels[k].reads.allSatisfy { v in producer[v].map { stageOf[$0] != nil } ?? true } }
+        // Small fused kernels read only by other such kernels (the step's loss sums and scalars) wait to
+        // fill the next pair's stage instead of each running alone on one thread while the others wait;
+        // not one that reads a product's or an image kernel's result: it may run as their epilogue.
+        var deferrable = [Bool](repeating: false, count: kernels.count)
+        for k in kernels.indices.reversed() {
+            guard case .fused(let f) = kernels[k], f.domain.elementCount(batch: batch) < Self.parallelElements,
+                  kernels[k].reads.allSatisfy({ v in producer[v].map { if case .fused = kernels[$0] { true } else { false } } ?? true })
+            else { continue }
+            deferrable[k] = consumers[k].allSatisfy { deferrable[$0] }
+        }
+        var deferred: [Int] = []
         var remaining = Array(kernels.indices)
         var stages: [Stage] = []
         while let first = remaining.first {
             remaining.removeFirst()
+            if deferrable[first] {
+                deferred.append(first)
+                continue
+            }
             var members = [first]
             var chunked: Set<Int> = []
             if case .matrix = kernels[first], flops(first) >= Self.parallelFlops {
@@ -75,6 +93,10 @@ struct Staging: Sendable {
                         chunked.insert(filler)
                         remaining.removeAll { $0 == filler }
                     }
+                    let fillers = deferred.filter(ready)
+                    members += fillers
+                    chunked.formUnion(fillers)
+                    deferred.removeAll { fillers.contains($0) }
                 }
             }
             for k in members { stageOf[k] = stages.count }
@@ -87,6 +109,11 @@ struct Staging: Sendable {
                 }
             }
             stages.append(Stage(kernels: members, split: split, chunked: chunked))
+        }
+        // Deferred kernels no pair's stage took run last, in order (each reads only earlier ones).
+        for k in deferred {
+            stageOf[k] = stages.count
+            stages.append(Stage(kernels: [k], split: false))
         }
 
         var merged: [Stage] = []
