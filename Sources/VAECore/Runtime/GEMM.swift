@@ -35,7 +35,9 @@
 // storing their 4 floats per column of op(C) straight into C. mnist Σdh⊗x (4-pixel union density 0.28
 // against 0.39 for 8): stage minima on one thread ~430 → ~374 µs (5 interleaved pairs). stepCounts still
 // counts the union's steps for such panels. Skipped steps add ±0, so values are the dense product's (up
-// to the sign of a zero); the choice depends on A.
+// to the sign of a zero); the choice depends on A. A stored m×k whose first panel looks dense
+// (`Job.aLooksDense`) is not scanned at all; the column pieces of one product (`MatrixCall.pieces`) scan
+// each panel once between them (SharedPanelScans.swift).
 //
 // Threads (when `threads > 1` and the call has at least `parallelFlopThreshold` flops): split the
 // OUTPUT only. DispatchQueue.concurrentPerform runs one iteration per thread; the iterations take
@@ -106,6 +108,26 @@ public enum GEMM {
         stepCounts: UnsafeMutablePointer<Int32>? = nil,
         threads: Int
     ) {
+        multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, transposeC: transposeC, stepCounts: stepCounts,
+                 sharedScans: nil, threads: threads)
+    }
+
+    /// `multiply`, taking the zero scans of A from (or giving them to) the other column pieces of the
+    /// product this call is a piece of (`SharedPanelScans`); A must be stored m×k.
+    static func multiply(
+        transposeA: Bool, transposeB: Bool,
+        m: Int, n: Int, k: Int,
+        alpha: Float,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        transposeC: Bool,
+        stepCounts: UnsafeMutablePointer<Int32>?,
+        sharedScans: SharedPanelScans.Run?,
+        threads: Int
+    ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "GEMM: negative dimension")
         precondition(ldc >= max(1, transposeC ? m : n), "GEMM: ldc too small")
         precondition(lda >= max(1, transposeA ? m : k), "GEMM: lda too small")
@@ -125,6 +147,12 @@ public enum GEMM {
                 transA: transposeA, transB: transposeB, alpha: alpha, beta: beta,
                 a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, transC: transposeC, plan: plan)
             job.stepCounts = stepCounts
+            if let sharedScans {
+                let scans = sharedScans.scans
+                precondition(!transposeA && scans.kc == plan.kc && scans.kBlocks == plan.kBlocks && scans.panels == plan.mPanels,
+                             "internal error: shared scans of another product")
+                job.sharedScans = sharedScans
+            }
             (job.splitN, job.gm, job.gn) = plan.chunking(threads: parallel ? threads : 1)
             ws.reserve(sharedCount: job.sharedSize, privateCount: job.privateSize)
             job.shared = ws.shared
@@ -342,6 +370,8 @@ public enum GEMM {
         /// Where to add, for each 8-row panel of A, the k steps its 32-wide tiles ran (`multiply`'s
         /// `stepCounts`).
         var stepCounts: UnsafeMutablePointer<Int32>? = nil
+        /// The zero scans of A shared with the other column pieces of the product (`SharedPanelScans`).
+        var sharedScans: SharedPanelScans.Run? = nil
 
         var splitN = true
         var gm = 1, gn = 1
@@ -359,7 +389,15 @@ public enum GEMM {
         /// more than 1/16 of steps where all 8 rows are ±0: the test `nonZeroSteps` gives up on dense
         /// panels with. Decided from the values, so the same for any thread count; the packing layout
         /// never changes a result.
-        let aLooksSparse: Bool
+        var aLooksSparse: Bool { aProbed && !aLooksDense }
+        /// Whether that probe ran (A stored m×k, read in place, m ≥ 8, k ≥ 64) and found A dense. Then no
+        /// panel of A is scanned (`Tiles.wide`): activations and gradients are dense in every panel, and
+        /// their scans, each giving up after 64 steps, still cost h·W₄ᵀ of the mnist step ~13 µs of CPU
+        /// per step (measured). Without them, stage minima (medians of 17–19 quiet runs, interleaved):
+        /// h·W₄ᵀ 382 → 376 µs, dy·W₄ beside Σdy⊗h 740 → 731 µs. Values are unchanged: a panel computed
+        /// densely has the values of its sparse computation (see `nonZeroSteps`).
+        let aLooksDense: Bool
+        private let aProbed: Bool
 
         /// Whether the whole 8-row panels of Aᵀ read in place (C stored transposed) may run as quad tiles
         /// (GEMMQuadTiles.swift): they read B in place, as one run of columns.
@@ -390,13 +428,16 @@ public enum GEMM {
             self.plan = plan
             // Aᵀ stored k×m is read in place by every kernel; A stored m×k by the row-pointer
             // kernels (8 rows at a time).
-            directA = lda % 64 != 0
+            directA = Job.readsAInPlace(lda: lda)
             directB = !transB && ldb % 64 != 0
-            aLooksSparse = directA && !transA && plan.m >= 8 && plan.k >= 64
-                && withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { steps in
-                    GEMM.nonZeroSteps(a, lda: lda, kc: 64, limit: 60, into: steps.baseAddress!) <= 60
-                }
+            aProbed = directA && !transA && plan.m >= 8 && plan.k >= 64
+            aLooksDense = aProbed && withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { steps in
+                GEMM.nonZeroSteps(a, lda: lda, kc: 64, limit: 60, into: steps.baseAddress!) > 60
+            }
         }
+
+        /// Whether A (stored either way) with leading dimension `lda` is read in place rather than packed.
+        static func readsAInPlace(lda: Int) -> Bool { lda % 64 != 0 }
 
         var sharedSize: Int { splitN ? plan.kBlocks * plan.aBlockStride : plan.kBlocks * plan.bBlockStride }
 
@@ -592,8 +633,18 @@ public enum GEMM {
                 return job.quadTilesUsable && quadWide == panels.upperBound && width == 16 && j0 + 16 <= n ? tail.lowerBound : nil
             }
             let quadColumns = panels.lowerBound * 32 ..< quadWide * 32 + (quadTailPanel == nil ? 0 : 16)
-            var ir = rows.lowerBound
-            while ir < rows.upperBound {
+            // Shared scans (`SharedPanelScans`): the piece that scans ahead first scans every whole panel of
+            // the block that no other piece has claimed; the others walk the panels in their direction (the
+            // order changes no value).
+            let rowPanels = (rows.count + 7) / 8, descending = job.sharedScans?.descending == true
+            if let run = job.sharedScans, run.scansAhead, rowsInPlace, !job.aLooksDense {
+                for ir in stride(from: rows.lowerBound, to: min(rows.upperBound, job.plan.m) - 7, by: 8) {
+                    run.scans.scanAhead(run, block: p0 / job.plan.kc, panel: ir / 8, rows: job.a + ir * job.lda + p0,
+                                        lda: job.lda, kc: kc, limit: kc * 3 / 4)
+                }
+            }
+            for t in 0..<rowPanels {
+                let ir = rows.lowerBound + 8 * (descending ? rowPanels - 1 - t : t)
                 let mr = min(8, rows.upperBound - ir)
                 let (aPanel, aStep, _) = aSource(ir, rows: 8)
                 // A stored m×k, 8 whole rows: read in place through row pointers.
@@ -603,13 +654,18 @@ public enum GEMM {
                 // would be NaN). Exact: see `GEMM.nonZeroSteps`. Likewise Aᵀ stored k×m read in place,
                 // but only with transposeC: callers choose it to make a sparse operand (pixels) the A
                 // of a weight gradient; other Aᵀ operands are dense gradients, where the scan cost
-                // 2% of the product (measured).
+                // 2% of the product (measured). Not when A (stored m×k) looks dense (`Job.aLooksDense`).
                 let aColumns = job.transC && job.directA && job.transA && ir + 8 <= job.plan.m
                 var sparseCount = -1, usePairs = false, useQuads = false
                 var pairs = pairLists
-                if aRows != nil || aColumns {
+                if aRows != nil && !job.aLooksDense || aColumns {
                     let limit = kc * 3 / 4
                     let count = withUnsafeMutablePointer(to: &pairs) { list in
+                        if let aRows, let run = job.sharedScans,
+                           let count = run.scans.scan(run, block: p0 / job.plan.kc, panel: ir / 8, rows: aRows, lda: job.lda,
+                                                      kc: kc, limit: limit, into: steps, pairs: list) {
+                            return count
+                        }
                         let pairsWanted = pairPanels.isEmpty ? nil : list
                         let quadsWanted = quadColumns.isEmpty ? nil : list
                         return aRows.map { GEMM.nonZeroSteps($0, lda: job.lda, kc: kc, limit: limit, into: steps, pairs: pairsWanted) }
@@ -665,7 +721,6 @@ public enum GEMM {
                     // those, and MatrixCallPiecesTests models them).
                     counts[ir / 8] &+= usePairs ? GEMM.pairStepEquivalent(pairs.total) : Int32(sparseCount >= 0 ? sparseCount : kc)
                 }
-                ir += 8
             }
         }
 
@@ -864,58 +919,111 @@ public enum GEMM {
     static func nonZeroSteps(_ a: UnsafePointer<Float>, lda: Int, kc: Int, limit: Int,
                              into steps: UnsafeMutablePointer<Int32>,
                              pairs: UnsafeMutablePointer<PairLists>? = nil) -> Int {
-        let r0 = a, r1 = a + lda, r2 = a + 2 * lda, r3 = a + 3 * lda
-        let r4 = a + 4 * lda, r5 = a + 5 * lda, r6 = a + 6 * lda, r7 = a + 7 * lda
-        // Whether a value is non-zero, on its bits: magnitude bits (sign cleared, so −0 is zero) not
-        // all 0; NaN counts as non-zero. Integer vector ops throughout: Swift's SIMDMask comparisons
-        // and lane reads compiled to per-lane code that cost ~4% of the mnist step (measured).
-        let magnitude = SIMD16<UInt32>(repeating: 0x7fff_ffff)
-        let laneBits = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
         let positions = setBitPositions
         var count = 0
         var p = 0
         while p + 16 <= kc {
-            @inline(__always) func bits(_ r: UnsafePointer<Float>) -> SIMD16<UInt32> {
-                UnsafeRawPointer(r + p).loadUnaligned(as: SIMD16<UInt32>.self)
-            }
-            let mask: Int
             if let pairs {
-                // Lane l of pair g's mask at bit l + 16·(g % 2): two pairs per 32-bit lane sum.
-                @inline(__always) func nonZero(_ x: SIMD16<UInt32>, _ y: SIMD16<UInt32>) -> SIMD16<UInt32> {
-                    (((x | y) & magnitude) &+ magnitude) &>> 31
-                }
-                let low = Int(((nonZero(bits(r0), bits(r1)) | (nonZero(bits(r2), bits(r3)) &<< 16)) &* laneBits).wrappedSum())
-                let high = Int(((nonZero(bits(r4), bits(r5)) | (nonZero(bits(r6), bits(r7)) &<< 16)) &* laneBits).wrappedSum())
-                let list = pairs.pointee
-                var counts = list.counts
-                counts[0] = Int32(compress(low & 0xffff, p, into: list.list(0), count: Int(counts[0]), positions))
-                counts[1] = Int32(compress(low >> 16, p, into: list.list(1), count: Int(counts[1]), positions))
-                counts[2] = Int32(compress(high & 0xffff, p, into: list.list(2), count: Int(counts[2]), positions))
-                counts[3] = Int32(compress(high >> 16, p, into: list.list(3), count: Int(counts[3]), positions))
-                pairs.pointee.counts = counts
-                mask = (low | high | (low | high) >> 16) & 0xffff
+                count = appendSteps(pairMasks: pairMasks(a, lda: lda, at: p), at: p, into: steps, count: count, pairs: pairs, positions)
             } else {
-                let union = (bits(r0) | bits(r1) | bits(r2) | bits(r3) | bits(r4) | bits(r5) | bits(r6) | bits(r7)) & magnitude
+                @inline(__always) func bits(_ i: Int) -> SIMD16<UInt32> {
+                    UnsafeRawPointer(a + (i &* lda &+ p)).loadUnaligned(as: SIMD16<UInt32>.self)
+                }
+                let union = (bits(0) | bits(1) | bits(2) | bits(3) | bits(4) | bits(5) | bits(6) | bits(7)) & nonZeroMagnitude
                 // Lane l contributes 2^l when any row is non-zero at step p + l: union + 0x7fffffff carries
                 // into the top bit exactly when union ≥ 1 (generic pointwiseMin compiled to a call).
-                mask = Int((((union &+ magnitude) &>> 31) &* laneBits).wrappedSum())
+                let mask = Int((((union &+ nonZeroMagnitude) &>> 31) &* laneBits).wrappedSum())
+                count = compress(mask, p, into: steps, count: count, positions)
             }
-            count = compress(mask, p, into: steps, count: count, positions)
             p += 16
-            if count > limit || (p >= 64 && count * 16 > p * 15) { return limit + 1 }
+            if scanGivesUp(count: count, scanned: p, limit: limit) { return limit + 1 }
         }
         while p < kc {
-            let pairBits = SIMD4<Int32>(r0[p] != 0 || r1[p] != 0 ? 1 : 0, r2[p] != 0 || r3[p] != 0 ? 1 : 0,
-                                        r4[p] != 0 || r5[p] != 0 ? 1 : 0, r6[p] != 0 || r7[p] != 0 ? 1 : 0)
-            if let pairs {
-                for g in 0..<4 { pairs.pointee.list(g)[Int(pairs.pointee.counts[g])] = Int32(p) }
-                pairs.pointee.counts &+= pairBits
-            }
-            steps[count] = Int32(p)
-            count &+= pairBits == .zero ? 0 : 1
+            count = appendStep(p, pairBits: pairBits(a, lda: lda, at: p), into: steps, count: count, pairs: pairs)
             p += 1
         }
         return count
+    }
+
+    /// Whether a scan of 8 rows gives up as dense once it has seen `count` non-zero steps in the first
+    /// `scanned` (a multiple of 16): past `limit` of them, or past 15/16 of 64 steps or more.
+    @inline(__always)
+    static func scanGivesUp(count: Int, scanned p: Int, limit: Int) -> Bool {
+        count > limit || (p >= 64 && count * 16 > p * 15)
+    }
+
+    // Whether a value is non-zero, on its bits: magnitude bits (sign cleared, so −0 is zero) not all 0;
+    // NaN counts as non-zero. Integer vector ops throughout: Swift's SIMDMask comparisons and lane reads
+    // compiled to per-lane code that cost ~4% of the mnist step (measured).
+    static let nonZeroMagnitude = SIMD16<UInt32>(repeating: 0x7fff_ffff)
+    static let laneBits = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+    /// The pair masks of the 16 k steps from p of the 8 rows at `a` (row i at a + i·lda): bit l + 16·g is
+    /// set when pair g (rows 2g, 2g + 1) is non-zero (or NaN) at step p + l.
+    @inline(__always)
+    static func pairMasks(_ a: UnsafePointer<Float>, lda: Int, at p: Int) -> Int {
+        @inline(__always) func bits(_ i: Int) -> SIMD16<UInt32> {
+            UnsafeRawPointer(a + (i &* lda &+ p)).loadUnaligned(as: SIMD16<UInt32>.self)
+        }
+        @inline(__always) func nonZero(_ x: SIMD16<UInt32>, _ y: SIMD16<UInt32>) -> SIMD16<UInt32> {
+            (((x | y) & nonZeroMagnitude) &+ nonZeroMagnitude) &>> 31
+        }
+        // Two pairs per 32-bit lane sum.
+        let low = Int(((nonZero(bits(0), bits(1)) | (nonZero(bits(2), bits(3)) &<< 16)) &* laneBits).wrappedSum())
+        let high = Int(((nonZero(bits(4), bits(5)) | (nonZero(bits(6), bits(7)) &<< 16)) &* laneBits).wrappedSum())
+        return low | high << 32
+    }
+
+    /// Lane g: whether pair g (rows 2g, 2g + 1) of the 8 rows at `a` is non-zero (or NaN) at step p (1) or
+    /// not (0). For the steps after the last 16 of a k-block.
+    @inline(__always)
+    static func pairBits(_ a: UnsafePointer<Float>, lda: Int, at p: Int) -> SIMD4<Int32> {
+        @inline(__always) func any(_ g: Int) -> Int32 { a[2 * g * lda + p] != 0 || a[(2 * g + 1) * lda + p] != 0 ? 1 : 0 }
+        return SIMD4(any(0), any(1), any(2), any(3))
+    }
+
+    /// Appends the 16 steps from p that `masks` (`pairMasks`) sets to the four pair lists (`pairs`) and
+    /// their union to `steps` (which holds `count` steps); returns the union's new count. Every list
+    /// has room for 16 more.
+    @inline(__always)
+    static func appendSteps(pairMasks masks: Int, at p: Int, into steps: UnsafeMutablePointer<Int32>, count: Int,
+                            pairs: UnsafeMutablePointer<PairLists>, _ positions: UnsafePointer<SIMD8<Int32>>) -> Int {
+        let (low, high) = halves(masks)
+        let list = pairs.pointee
+        var counts = list.counts
+        counts[0] = Int32(compress(low & 0xffff, p, into: list.list(0), count: Int(counts[0]), positions))
+        counts[1] = Int32(compress(low >> 16, p, into: list.list(1), count: Int(counts[1]), positions))
+        counts[2] = Int32(compress(high & 0xffff, p, into: list.list(2), count: Int(counts[2]), positions))
+        counts[3] = Int32(compress(high >> 16, p, into: list.list(3), count: Int(counts[3]), positions))
+        pairs.pointee.counts = counts
+        return compress(unionMask(masks), p, into: steps, count: count, positions)
+    }
+
+    /// The two 32-bit halves of `pairMasks`: pairs 0 and 1, pairs 2 and 3.
+    @inline(__always)
+    static func halves(_ masks: Int) -> (Int, Int) {
+        let word = UInt(bitPattern: masks)
+        return (Int(truncatingIfNeeded: word & 0xffff_ffff), Int(truncatingIfNeeded: word >> 32))
+    }
+
+    /// The steps (bits l) where any pair of `pairMasks` is set.
+    @inline(__always)
+    static func unionMask(_ masks: Int) -> Int {
+        let (low, high) = halves(masks)
+        return (low | high | (low | high) >> 16) & 0xffff
+    }
+
+    /// Appends step p, whose pairs are non-zero where `pairBits` is 1, to the pair lists (when asked) and,
+    /// if any pair is, to `steps` (which holds `count` steps); returns the new count. Without branches.
+    @inline(__always)
+    static func appendStep(_ p: Int, pairBits: SIMD4<Int32>, into steps: UnsafeMutablePointer<Int32>, count: Int,
+                           pairs: UnsafeMutablePointer<PairLists>?) -> Int {
+        if let pairs {
+            for g in 0..<4 { pairs.pointee.list(g)[Int(pairs.pointee.counts[g])] = Int32(p) }
+            pairs.pointee.counts &+= pairBits
+        }
+        steps[count] = Int32(p)
+        return count &+ (pairBits == .zero ? 0 : 1)
     }
 
     /// Appends the steps p + l for the set bits l of the 16-bit `mask` to `list` (which holds `count`
@@ -977,7 +1085,7 @@ public enum GEMM {
                 steps[count] = Int32(p); low[lowCount] = Int32(p); high[highCount] = Int32(p)
                 count &+= lowAny | highAny; lowCount &+= lowAny; highCount &+= highAny
                 p &+= 1
-                if p & 15 == 0 && (count > limit || (p >= 64 && count * 16 > p * 15)) { return limit + 1 }
+                if p & 15 == 0 && scanGivesUp(count: count, scanned: p, limit: limit) { return limit + 1 }
             }
             quads.pointee.counts = SIMD4(Int32(lowCount), Int32(highCount), 0, 0)
             return count
@@ -990,7 +1098,7 @@ public enum GEMM {
             steps[count] = Int32(p)
             count &+= any(v .!= zero) ? 1 : 0
             p &+= 1
-            if p & 15 == 0 && (count > limit || (p >= 64 && count * 16 > p * 15)) { return limit + 1 }
+            if p & 15 == 0 && scanGivesUp(count: count, scanned: p, limit: limit) { return limit + 1 }
         }
         return count
     }

@@ -26,6 +26,10 @@ struct MatrixCall {
     /// `balancedPiece` computes the columns `balance` gives it when it runs.
     private var balance: ColumnBalance? = nil
     private var balancedPiece = 0
+    /// Set on the column pieces of a product whose A is stored m×k and read in place by rows: the zero
+    /// scans of A, made once per run by whichever piece comes first, and this piece's number there.
+    private(set) var sharedScans: SharedPanelScans? = nil
+    private var scanPiece = 0
     /// Computes Cᵀ = op(B)ᵀ·op(A)ᵀ, stored transposed into C, so that B is the GEMM's A operand, whose
     /// all-zero k steps (per 8 rows) it skips. Chosen for a weight gradient aᵀ·x whose x is a data input:
     /// image pixels are mostly 0 (MNIST: 81%; in 61% of the k steps a block of 8 pixels is all 0).
@@ -65,12 +69,12 @@ struct MatrixCall {
             columnPiece(range).multiply(threads: threads, stepCounts: balance.steps + range.lowerBound / 8)
             balance.end()
         } else {
-            multiply(threads: threads, stepCounts: nil)
+            multiply(threads: threads, stepCounts: nil, scans: sharedScans?.begin(piece: scanPiece))
         }
     }
 
     /// The product itself; a transposed product adds each 8-column panel's k steps to `stepCounts`.
-    private func multiply(threads: Int, stepCounts: UnsafeMutablePointer<Int32>?) {
+    private func multiply(threads: Int, stepCounts: UnsafeMutablePointer<Int32>?, scans: SharedPanelScans.Run? = nil) {
         if transposedProduct {
             GEMM.multiply(transposeA: !transposeB, transposeB: !transposeA, m: n, n: m, k: k, alpha: 1,
                           a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true,
@@ -78,7 +82,8 @@ struct MatrixCall {
             return
         }
         GEMM.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
-                      a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc, threads: threads)
+                      a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc, transposeC: false,
+                      stepCounts: nil, sharedScans: scans, threads: threads)
     }
 
     var flops: Int { 2 * m * n * k }
@@ -96,6 +101,9 @@ struct MatrixCall {
     /// of 600 steps, 2 threads). With an epilogue the widths stay multiples of 16, so that the fused kernel
     /// reads whole SIMD16 vectors of each row in place: x·W₁ᵀ (n = 400, sparse A) in 200 + 200 columns
     /// was no faster than in 192 + 208 (238 and 239 µs a piece with the epilogue, against 219 and 238).
+    ///
+    /// Column pieces of a product whose A is stored m×k and read in place by rows share the zero scans of
+    /// A (`SharedPanelScans`): each run of the product must then run every piece once.
     func pieces(_ count: Int, byColumns forced: Bool = false) -> [MatrixCall] {
         precondition(balance == nil, "internal error: pieces of a balanced piece")
         guard count > 1 else { return [self] }
@@ -120,6 +128,14 @@ struct MatrixCall {
             result.append(byColumns ? columnPiece(start..<end) : rowPiece(start..<end))
             start = end
         }
+        if byColumns && result.count > 1 && !transposeA && GEMM.Job.readsAInPlace(lda: lda) && m >= 8 {
+            let plan = GEMM.Plan(m: m, n: n, k: k)
+            let scans = SharedPanelScans(kBlocks: plan.kBlocks, panels: plan.mPanels, kc: plan.kc, widths: result.map(\.n))
+            for p in result.indices {
+                result[p].sharedScans = scans
+                result[p].scanPiece = p
+            }
+        }
         return result
     }
 
@@ -127,6 +143,7 @@ struct MatrixCall {
     func rowPiece(_ range: Range<Int>) -> MatrixCall {
         precondition(balance == nil, "internal error: a row piece of a balanced piece")
         var piece = self
+        piece.sharedScans = nil
         piece.m = range.count
         piece.a = transposeA ? a + range.lowerBound : a + range.lowerBound * lda
         piece.c = c + range.lowerBound * ldc
@@ -136,6 +153,7 @@ struct MatrixCall {
     /// The piece of this call that computes the columns `range` of its C.
     func columnPiece(_ range: Range<Int>) -> MatrixCall {
         var piece = self
+        piece.sharedScans = nil
         piece.n = range.count
         piece.b = transposeB ? b + range.lowerBound * ldb : b + range.lowerBound
         piece.c = c + range.lowerBound
