@@ -94,9 +94,11 @@ public enum GEMM {
     /// 6.5 MFLOP ones 20% faster.
     static let parallelFlopThreshold = 3_000_000
 
-    // MARK: Public API
+    // MARK: Entry point
 
-    public static func multiply(
+    /// `sharedScans`: the zero scans of A are taken from (or given to) the other column pieces of the
+    /// product this call is a piece of (`SharedPanelScans`); A must then be stored m×k.
+    static func multiply(
         transposeA: Bool, transposeB: Bool,
         m: Int, n: Int, k: Int,
         alpha: Float,
@@ -106,26 +108,7 @@ public enum GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int,
         transposeC: Bool = false,
         stepCounts: UnsafeMutablePointer<Int32>? = nil,
-        threads: Int
-    ) {
-        multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, transposeC: transposeC, stepCounts: stepCounts,
-                 sharedScans: nil, threads: threads)
-    }
-
-    /// `multiply`, taking the zero scans of A from (or giving them to) the other column pieces of the
-    /// product this call is a piece of (`SharedPanelScans`); A must be stored m×k.
-    static func multiply(
-        transposeA: Bool, transposeB: Bool,
-        m: Int, n: Int, k: Int,
-        alpha: Float,
-        a: UnsafePointer<Float>, lda: Int,
-        b: UnsafePointer<Float>, ldb: Int,
-        beta: Float,
-        c: UnsafeMutablePointer<Float>, ldc: Int,
-        transposeC: Bool,
-        stepCounts: UnsafeMutablePointer<Int32>?,
-        sharedScans: SharedPanelScans.Run?,
+        sharedScans: SharedPanelScans.Run? = nil,
         threads: Int
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "GEMM: negative dimension")
