@@ -39,6 +39,9 @@
 // (`Job.aLooksDense`) is not scanned at all; the column pieces of one product (`MatrixCall.pieces`) scan
 // each panel once between them (SharedPanelScans.swift).
 //
+// Row map. With C stored transposed, op(C)'s column j may go to C's row cRows[j] instead of row j
+// (`TransposedC`): ZeroRowSkip.swift computes only the rows of live units that way, straight into C.
+//
 // Threads (when `threads > 1` and the call has at least `parallelFlopThreshold` flops): split the
 // OUTPUT only. DispatchQueue.concurrentPerform runs one iteration per thread; the iterations take
 // packing pieces of the shared operand and then chunks of C from atomic counters (dynamic load
@@ -107,6 +110,7 @@ public enum GEMM {
         beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int,
         transposeC: Bool = false,
+        cRows: UnsafePointer<Int32>? = nil,
         stepCounts: UnsafeMutablePointer<Int32>? = nil,
         sharedScans: SharedPanelScans.Run? = nil,
         threads: Int
@@ -130,6 +134,8 @@ public enum GEMM {
                 transA: transposeA, transB: transposeB, alpha: alpha, beta: beta,
                 a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, transC: transposeC, plan: plan)
             job.stepCounts = stepCounts
+            precondition(cRows == nil || transposeC, "GEMM: a row map needs C stored transposed")
+            job.cRows = cRows
             if let sharedScans {
                 let scans = sharedScans.scans
                 precondition(!transposeA && scans.kc == plan.kc && scans.kBlocks == plan.kBlocks && scans.panels == plan.mPanels,
@@ -346,6 +352,9 @@ public enum GEMM {
         let c: UnsafeMutablePointer<Float>, ldc: Int
         /// C stored transposed: every tile goes through the edge scratch and `storeTransposed`.
         let transC: Bool
+        /// With transC: the row of C each column of op(C) is stored in (nil: row j for column j).
+        var cRows: UnsafePointer<Int32>? = nil
+        var transposedC: TransposedC { TransposedC(c: c, ldc: ldc, rows: cRows) }
         let plan: Plan
         let directA: Bool, directB: Bool
         /// Packed shared operand (A when splitN, else B), all k-blocks.
@@ -686,7 +695,7 @@ public enum GEMM {
                         kernel8x32(kc, aPanel, aStep, 0, bPanel, bStep, dst, dstLd, alpha, dstBeta)
                     }
                     if job.transC {
-                        storeTransposed(rows: mr, cols: nr, src: edge, srcStride: 32, c: c + jr * ldc + ir, ldc: ldc, beta: beta)
+                        storeTransposed(rows: mr, cols: nr, src: edge, srcStride: 32, into: job.transposedC.at(row: ir, column: jr), beta: beta)
                     } else if !full {
                         storeEdge(rows: mr, cols: nr, src: edge, srcStride: 32, c: cTile, ldc: ldc, beta: beta)
                     }
@@ -730,14 +739,14 @@ public enum GEMM {
         @inline(__always)
         func quadTiles(_ quads: PairLists, row ir: Int, columns: Range<Int>) {
             let vectors = columns.count / 16
-            let lda = job.lda, ldc = job.ldc
+            let lda = job.lda
             let bRows = job.b + p0 * job.ldb + columns.lowerBound
             for g in 0..<2 {
                 let a = job.a + p0 * lda + ir + 4 * g
-                let dst = job.c + columns.lowerBound * ldc + ir + 4 * g
                 GEMM.forEachStrip(of: vectors, atMost: GEMM.quadMaxVectors) { v0, v1 in
                     GEMM.kernelQuadSparse(vectors: v1 - v0, Int(quads.counts[g]), quads.list(g), a, lda,
-                                          bRows + 16 * v0, job.ldb, dst + 16 * v0 * ldc, ldc, job.alpha, beta)
+                                          bRows + 16 * v0, job.ldb,
+                                          job.transposedC.at(row: ir + 4 * g, column: columns.lowerBound + 16 * v0), job.alpha, beta)
                 }
             }
         }
@@ -755,7 +764,7 @@ public enum GEMM {
             } else {
                 kernel8x8(kc, aPanel, aStep, aStride, bPanel, bStep, edge, width, job.alpha, 0)
             }
-            storeTransposed(rows: 8, cols: nr, src: edge, srcStride: width, c: job.c + j0 * job.ldc + ir, ldc: job.ldc, beta: beta)
+            storeTransposed(rows: 8, cols: nr, src: edge, srcStride: width, into: job.transposedC.at(row: ir, column: j0), beta: beta)
         }
 
         /// The narrow (16- or 8-wide) tail panel `q` for the 8 rows at ir read in place (A stored m×k), over
@@ -862,7 +871,7 @@ public enum GEMM {
                     }
                     if job.transC {
                         storeTransposed(rows: mr, cols: nr, src: edge, srcStride: width,
-                                        c: c + j0 * ldc + ir, ldc: ldc, beta: beta)
+                                        into: job.transposedC.at(row: ir, column: j0), beta: beta)
                     } else if !full {
                         storeEdge(rows: mr, cols: nr, src: edge, srcStride: width,
                                   c: c + ir * ldc + j0, ldc: ldc, beta: beta)
@@ -1086,12 +1095,32 @@ public enum GEMM {
         return count
     }
 
-    /// storeEdge into C stored transposed: the tile's element (i, j) goes to c[j·ldc + i]. Whole 8×8
+    /// Where C stored transposed keeps op(C): its column j is row j of C (c + j·ldc), or, with a row map,
+    /// row `rows[j]` (`ZeroRowSkip`: the product of the live rows only, stored straight into their rows).
+    /// `c` already points at the first row of op(C) the tile writes (its i offset).
+    struct TransposedC {
+        let c: UnsafeMutablePointer<Float>
+        let ldc: Int
+        /// The row of C for each column of op(C), from the column `column(0)` stands for.
+        let rows: UnsafePointer<Int32>?
+
+        @inline(__always) func column(_ j: Int) -> UnsafeMutablePointer<Float> {
+            if let rows { return c + Int(rows[j]) &* ldc }
+            return c + j &* ldc
+        }
+
+        /// The same target with op(C)'s rows from i and columns from j.
+        @inline(__always) func at(row i: Int, column j: Int) -> TransposedC {
+            rows != nil ? TransposedC(c: c + i, ldc: ldc, rows: rows! + j) : TransposedC(c: c + j &* ldc + i, ldc: ldc, rows: nil)
+        }
+    }
+
+    /// storeEdge into C stored transposed: the tile's element (i, j) goes to column(j)[i]. Whole 8×8
     /// blocks are transposed in registers (three perfect unshuffles of the 64 values turn index 8i + j
     /// into 8j + i), the rest element by element; both apply the same formula as `storeEdge`.
     @inline(__always)
     static func storeTransposed(rows: Int, cols: Int, src: UnsafeMutablePointer<Float>, srcStride: Int,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float) {
+                                into target: TransposedC, beta: Float) {
         let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
         let one = SIMD8<Float>(repeating: 1), vb = SIMD8<Float>(repeating: beta)
         var i0 = 0
@@ -1109,20 +1138,20 @@ public enum GEMM {
                                         SIMD16(lowHalf: v0.oddHalf, highHalf: v1.oddHalf),
                                         SIMD16(lowHalf: v2.oddHalf, highHalf: v3.oddHalf))
                 }
-                let d = UnsafeMutableRawPointer(c + j0 * ldc + i0), rs = ldc * 4
-                update(d, v0.lowHalf, one, vb, mode); update(d + rs, v0.highHalf, one, vb, mode)
-                update(d + 2 * rs, v1.lowHalf, one, vb, mode); update(d + 3 * rs, v1.highHalf, one, vb, mode)
-                update(d + 4 * rs, v2.lowHalf, one, vb, mode); update(d + 5 * rs, v2.highHalf, one, vb, mode)
-                update(d + 6 * rs, v3.lowHalf, one, vb, mode); update(d + 7 * rs, v3.highHalf, one, vb, mode)
+                @inline(__always) func d(_ j: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(target.column(j0 + j) + i0) }
+                update(d(0), v0.lowHalf, one, vb, mode); update(d(1), v0.highHalf, one, vb, mode)
+                update(d(2), v1.lowHalf, one, vb, mode); update(d(3), v1.highHalf, one, vb, mode)
+                update(d(4), v2.lowHalf, one, vb, mode); update(d(5), v2.highHalf, one, vb, mode)
+                update(d(6), v3.lowHalf, one, vb, mode); update(d(7), v3.highHalf, one, vb, mode)
                 j0 += 8
             }
             for j in j0..<cols {
-                for i in i0..<i0 + 8 { storeOne(src[i * srcStride + j], c + j * ldc + i, beta) }
+                for i in i0..<i0 + 8 { storeOne(src[i * srcStride + j], target.column(j) + i, beta) }
             }
             i0 += 8
         }
         for i in i0..<rows {
-            for j in 0..<cols { storeOne(src[i * srcStride + j], c + j * ldc + i, beta) }
+            for j in 0..<cols { storeOne(src[i * srcStride + j], target.column(j) + i, beta) }
         }
     }
 

@@ -34,7 +34,7 @@ extension GEMM {
     static func quadKernel<let V: Int>(_: QuadTile<V>.Type, _ count: Int, _ steps: UnsafePointer<Int32>,
                                        _ a: UnsafePointer<Float>, _ aStep: Int,
                                        _ b: UnsafePointer<Float>, _ bStep: Int,
-                                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+                                       _ c: TransposedC, _ alpha: Float, _ beta: Float) {
         var acc = InlineArray<V, Quad>(repeating: (SIMD16(), SIMD16(), SIMD16(), SIMD16()))
         let rb = UnsafeRawPointer(b)
         let bBytes = bStep &* 4
@@ -54,14 +54,13 @@ extension GEMM {
         }
         let mode = beta == 0 ? 0 : (beta == 1 ? 1 : 2)
         for v in 0..<V {
-            storeQuadTransposed(acc[v], c + 16 &* v &* ldc, ldc: ldc, alpha: alpha, beta: beta, mode: mode)
+            storeQuadTransposed(acc[v], c.at(row: 0, column: 16 &* v), alpha: alpha, beta: beta, mode: mode)
         }
     }
 
-    /// Column l (0..<16) of the quad (rows r = 0..<4) to c[l·ldc ..< l·ldc + 4], through `update`.
+    /// Column l (0..<16) of the quad (rows r = 0..<4) to c.column(l)[0 ..< 4], through `update`.
     @inline(__always)
-    static func storeQuadTransposed(_ quad: Quad, _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                    alpha: Float, beta: Float, mode: Int) {
+    static func storeQuadTransposed(_ quad: Quad, _ c: TransposedC, alpha: Float, beta: Float, mode: Int) {
         var (v0, v1, v2, v3) = quad
         for _ in 0..<4 {
             (v0, v1, v2, v3) = (SIMD16(lowHalf: v0.evenHalf, highHalf: v1.evenHalf),
@@ -71,11 +70,10 @@ extension GEMM {
         }
         // Column l is now at vector l / 4, lanes 4·(l % 4) ..< 4·(l % 4) + 4.
         let va = SIMD4<Float>(repeating: alpha), vb = SIMD4<Float>(repeating: beta)
-        let rs = ldc &* 4
-        var d = UnsafeMutableRawPointer(c)
+        var l = 0
         @inline(__always) func put(_ x: SIMD4<Float>) {
-            update(d, x, va, vb, mode)
-            d += rs
+            update(UnsafeMutableRawPointer(c.column(l)), x, va, vb, mode)
+            l &+= 1
         }
         @inline(__always) func putAll(_ v: SIMD16<Float>) {
             put(v.lowHalf.lowHalf); put(v.lowHalf.highHalf); put(v.highHalf.lowHalf); put(v.highHalf.highHalf)
@@ -89,14 +87,14 @@ extension GEMM {
     static func kernelQuadSparse(vectors: Int, _ count: Int, _ steps: UnsafePointer<Int32>,
                                  _ a: UnsafePointer<Float>, _ aStep: Int,
                                  _ b: UnsafePointer<Float>, _ bStep: Int,
-                                 _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+                                 _ c: TransposedC, _ alpha: Float, _ beta: Float) {
         switch vectors {
-        case 1: quadKernel(QuadTile<1>.self, count, steps, a, aStep, b, bStep, c, ldc, alpha, beta)
-        case 2: quadKernel(QuadTile<2>.self, count, steps, a, aStep, b, bStep, c, ldc, alpha, beta)
-        case 3: quadKernel(QuadTile<3>.self, count, steps, a, aStep, b, bStep, c, ldc, alpha, beta)
-        case 4: quadKernel(QuadTile<4>.self, count, steps, a, aStep, b, bStep, c, ldc, alpha, beta)
-        case 5: quadKernel(QuadTile<5>.self, count, steps, a, aStep, b, bStep, c, ldc, alpha, beta)
-        default: quadKernel(QuadTile<6>.self, count, steps, a, aStep, b, bStep, c, ldc, alpha, beta)
+        case 1: quadKernel(QuadTile<1>.self, count, steps, a, aStep, b, bStep, c, alpha, beta)
+        case 2: quadKernel(QuadTile<2>.self, count, steps, a, aStep, b, bStep, c, alpha, beta)
+        case 3: quadKernel(QuadTile<3>.self, count, steps, a, aStep, b, bStep, c, alpha, beta)
+        case 4: quadKernel(QuadTile<4>.self, count, steps, a, aStep, b, bStep, c, alpha, beta)
+        case 5: quadKernel(QuadTile<5>.self, count, steps, a, aStep, b, bStep, c, alpha, beta)
+        default: quadKernel(QuadTile<6>.self, count, steps, a, aStep, b, bStep, c, alpha, beta)
         }
     }
 

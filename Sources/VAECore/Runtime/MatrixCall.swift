@@ -26,6 +26,8 @@ struct MatrixCall {
     /// `balancedPiece` computes the columns `balance` gives it when it runs.
     private var balance: ColumnBalance? = nil
     private var balancedPiece = 0
+    /// Set with `balance`: the copy of dh's live columns the pieces make together (`ZeroRowSkip`).
+    private var sharedCopy: ZeroRowSkip.SharedCopy.Piece? = nil
     /// Set on the column pieces of a product whose A is stored m×k and read in place by rows: the zero
     /// scans of A, made once per run by whichever piece comes first, and this piece's number there.
     private(set) var sharedScans: SharedPanelScans? = nil
@@ -66,7 +68,7 @@ struct MatrixCall {
     func run(threads: Int) {
         if let balance {
             let range = balance.begin(piece: balancedPiece)
-            columnPiece(range).multiply(threads: threads, stepCounts: balance.steps + range.lowerBound / 8)
+            columnPiece(range).multiply(threads: threads, stepCounts: balance.steps + range.lowerBound / 8, sharedCopy: sharedCopy)
             balance.end()
         } else {
             multiply(threads: threads, stepCounts: nil, scans: sharedScans?.begin(piece: scanPiece))
@@ -74,8 +76,16 @@ struct MatrixCall {
     }
 
     /// The product itself; a transposed product adds each 8-column panel's k steps to `stepCounts`.
-    private func multiply(threads: Int, stepCounts: UnsafeMutablePointer<Int32>?, scans: SharedPanelScans.Run? = nil) {
+    private func multiply(threads: Int, stepCounts: UnsafeMutablePointer<Int32>?, scans: SharedPanelScans.Run? = nil,
+                          sharedCopy: ZeroRowSkip.SharedCopy.Piece? = nil) {
         if transposedProduct {
+            // The rows of C for units whose column of dh is all zero (dead ReLU units) are +0: skipped.
+            if transposeA && !transposeB && ZeroRowSkip.run(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+                                                             shared: sharedCopy, product: { a, lda, m, rows in
+                GEMM.multiply(transposeA: !transposeB, transposeB: false, m: n, n: m, k: k, alpha: 1,
+                              a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true, cRows: rows,
+                              stepCounts: stepCounts, threads: threads)
+            }) { return }
             GEMM.multiply(transposeA: !transposeB, transposeB: !transposeA, m: n, n: m, k: k, alpha: 1,
                           a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true,
                           stepCounts: stepCounts, threads: threads)
@@ -113,10 +123,12 @@ struct MatrixCall {
         guard parts > 1 else { return [self] }
         if byColumns && transposedProduct {
             let balance = ColumnBalance(parts: parts, columns: n)
+            let copy = transposeA && !transposeB ? ZeroRowSkip.SharedCopy(pieces: parts, k: k, m: m) : nil
             return (0..<parts).map { p in
                 var piece = self
                 piece.balance = balance
                 piece.balancedPiece = p
+                piece.sharedCopy = copy.map { ZeroRowSkip.SharedCopy.Piece(shared: $0, index: p) }
                 return piece
             }
         }
