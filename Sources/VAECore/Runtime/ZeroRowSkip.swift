@@ -28,8 +28,8 @@ enum ZeroRowSkip {
     static let minimumShareDivisor = 8
 
     /// Computes C[m×n] = Aᵀ·B, A stored k×m (lda), B stored k×n (ldb), C row-major (ldc), with the
-    /// rows of C whose column of A is all ±0 set to +0 without computing them. Returns false (and
-    /// touches nothing) when too few such rows exist or B is not finite: the caller runs the product.
+    /// rows of C whose column of A is all ±0 set to +0 without computing them. Returns false (with C
+    /// untouched) when too few such rows exist or B is not finite: the caller runs the product.
     /// `product(a', lda', m', rows)` runs the GEMM of A' (k×m': the live columns of A side by side, then
     /// zero columns) with op(C)'s column j stored in C's row rows[j].
     static func run(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -124,6 +124,7 @@ enum ZeroRowSkip {
                 let part = claimed.load(ordering: .relaxed)
                 if part >= end { break }
                 guard claimed.compareExchange(expected: part, desired: part + 1, ordering: .relaxed).exchanged else { continue }
+                precondition(part >= first, "internal error: a piece of a product ran twice in one run")
                 let p = part - first
                 ZeroRowSkip.copy(a, lda: lda, rows: k * p / parts ..< k * (p + 1) / parts, live: live, count: count, columns: columns,
                                  into: buffer, width: width)
