@@ -8,8 +8,8 @@ import XCTest
 final class GEMMQuadTilesTests: XCTestCase {
     /// A stored k×m (lda ≥ m) whose 4-row groups are non-zero in 1 step of 3 (group g at p ≡ g mod 3), so
     /// an 8-row panel's union is non-zero in 2 of 3 steps and its two quad lists are cheaper.
-    func sparseA(m: Int, k: Int, lda: Int) -> [Float] {
-        var values = GEMMTests.LCG(state: 41)
+    static func sparseA(m: Int, k: Int, lda: Int, seed: UInt64 = 41) -> [Float] {
+        var values = GEMMTests.LCG(state: seed)
         var a = [Float](repeating: 0, count: k * lda)
         for p in 0..<k { for i in 0..<m {
             let v = values.next()
@@ -21,7 +21,7 @@ final class GEMMQuadTilesTests: XCTestCase {
     /// C stored n×m (ldc = m + 3) = 0.75 · (Aᵀ·B)ᵀ + beta · C; lda a multiple of 64 packs A (no step skipped).
     func product(m: Int, n: Int, k: Int, b: [Float], ldb: Int, lda: Int, beta: Float, threads: Int,
                  stepCounts: UnsafeMutablePointer<Int32>? = nil) -> [Float] {
-        let a = sparseA(m: m, k: k, lda: lda)
+        let a = Self.sparseA(m: m, k: k, lda: lda)
         let ldc = m + 3
         var rng = GEMMTests.LCG(state: 43)
         var c = beta == 0 ? [Float](repeating: .nan, count: n * ldc) : rng.fill(n * ldc)
@@ -67,7 +67,7 @@ final class GEMMQuadTilesTests: XCTestCase {
     func testQuadTilesAreChosenForThisA() {
         let (m, k, kc) = (43, 600, 300)
         let lda = m + 3
-        let a = sparseA(m: m, k: k, lda: lda)
+        let a = Self.sparseA(m: m, k: k, lda: lda)
         let steps = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * kc)
         defer { steps.deallocate() }
         a.withUnsafeBufferPointer { a in

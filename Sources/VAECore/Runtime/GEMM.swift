@@ -1111,7 +1111,8 @@ public enum GEMM {
 
         /// The same target with op(C)'s rows from i and columns from j.
         @inline(__always) func at(row i: Int, column j: Int) -> TransposedC {
-            rows != nil ? TransposedC(c: c + i, ldc: ldc, rows: rows! + j) : TransposedC(c: c + j &* ldc + i, ldc: ldc, rows: nil)
+            if let rows { return TransposedC(c: c + i, ldc: ldc, rows: rows + j) }
+            return TransposedC(c: c + j &* ldc + i, ldc: ldc, rows: nil)
         }
     }
 

@@ -27,7 +27,9 @@ struct MatrixCall {
     private var balance: ColumnBalance? = nil
     private var balancedPiece = 0
     /// Set with `balance`: the copy of dh's live columns the pieces make together (`ZeroRowSkip`).
-    private var sharedCopy: ZeroRowSkip.SharedCopy.Piece? = nil
+    private var sharedCopy: ZeroRowSkip.SharedCopy? = nil
+    /// A transposed product whose dead-unit rows `ZeroRowSkip` may skip: A (dh) stored k×m, B k×n.
+    private var skipsZeroRows: Bool { transposedProduct && transposeA && !transposeB }
     /// Set on the column pieces of a product whose A is stored m×k and read in place by rows: the zero
     /// scans of A, made once per run by whichever piece comes first, and this piece's number there.
     private(set) var sharedScans: SharedPanelScans? = nil
@@ -77,18 +79,21 @@ struct MatrixCall {
 
     /// The product itself; a transposed product adds each 8-column panel's k steps to `stepCounts`.
     private func multiply(threads: Int, stepCounts: UnsafeMutablePointer<Int32>?, scans: SharedPanelScans.Run? = nil,
-                          sharedCopy: ZeroRowSkip.SharedCopy.Piece? = nil) {
+                          sharedCopy: ZeroRowSkip.SharedCopy? = nil) {
         if transposedProduct {
-            // The rows of C for units whose column of dh is all zero (dead ReLU units) are +0: skipped.
-            if transposeA && !transposeB && ZeroRowSkip.run(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-                                                             shared: sharedCopy, product: { a, lda, m, rows in
-                GEMM.multiply(transposeA: !transposeB, transposeB: false, m: n, n: m, k: k, alpha: 1,
+            // Cᵀ = op(B)ᵀ·op(A)ᵀ over the m rows of op(A) at `a`, op(C)'s columns to C's rows `rows` (nil: in order).
+            func transposed(_ a: UnsafePointer<Float>, _ lda: Int, _ m: Int, rows: UnsafePointer<Int32>?) {
+                GEMM.multiply(transposeA: !transposeB, transposeB: !transposeA, m: n, n: m, k: k, alpha: 1,
                               a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true, cRows: rows,
                               stepCounts: stepCounts, threads: threads)
-            }) { return }
-            GEMM.multiply(transposeA: !transposeB, transposeB: !transposeA, m: n, n: m, k: k, alpha: 1,
-                          a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true,
-                          stepCounts: stepCounts, threads: threads)
+            }
+            // The rows of C for units whose column of dh is all zero (dead ReLU units) are +0: skipped.
+            if skipsZeroRows && ZeroRowSkip.run(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+                                                shared: sharedCopy.map { ($0, balancedPiece) },
+                                                product: { transposed($0, $1, $2, rows: $3) }) {
+                return
+            }
+            transposed(a, lda, m, rows: nil)
             return
         }
         GEMM.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
@@ -123,12 +128,12 @@ struct MatrixCall {
         guard parts > 1 else { return [self] }
         if byColumns && transposedProduct {
             let balance = ColumnBalance(parts: parts, columns: n)
-            let copy = transposeA && !transposeB ? ZeroRowSkip.SharedCopy(pieces: parts, k: k, m: m) : nil
+            let copy = skipsZeroRows ? ZeroRowSkip.SharedCopy(pieces: parts, k: k, m: m) : nil
             return (0..<parts).map { p in
                 var piece = self
                 piece.balance = balance
                 piece.balancedPiece = p
-                piece.sharedCopy = copy.map { ZeroRowSkip.SharedCopy.Piece(shared: $0, index: p) }
+                piece.sharedCopy = copy
                 return piece
             }
         }

@@ -33,7 +33,7 @@ enum ZeroRowSkip {
     /// `product(a', lda', m', rows)` runs the GEMM of A' (k×m': the live columns of A side by side, then
     /// zero columns) with op(C)'s column j stored in C's row rows[j].
     static func run(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                    c: UnsafeMutablePointer<Float>, ldc: Int, shared: SharedCopy.Piece? = nil,
+                    c: UnsafeMutablePointer<Float>, ldc: Int, shared: (copy: SharedCopy, piece: Int)? = nil,
                     product: (_ a: UnsafePointer<Float>, _ lda: Int, _ m: Int, _ rows: UnsafePointer<Int32>) -> Void) -> Bool {
         guard m >= 16, n >= 1, k >= 1 else { return false }
         return withBuffers { buffers in
@@ -49,7 +49,7 @@ enum ZeroRowSkip {
             let width = paddedWidth(live), columns = (live + 15) / 16 * 16
             let compactA: UnsafeMutablePointer<Float>
             if let shared {
-                compactA = shared.copy(rowsOf: a, lda: lda, k: k, live: rows, count: live, columns: columns, width: width)
+                compactA = shared.copy.copy(piece: shared.piece, a, lda: lda, k: k, live: rows, count: live, columns: columns, width: width)
             } else {
                 compactA = buffers.compactA
                 copy(a, lda: lda, rows: 0..<k, live: rows, count: live, columns: columns, into: compactA, width: width)
@@ -104,19 +104,9 @@ enum ZeroRowSkip {
 
         deinit { buffer.deallocate(); runs.deallocate() }
 
-        /// Piece `index` of a product sharing this copy.
-        struct Piece {
-            let shared: SharedCopy
-            let index: Int
-
-            func copy(rowsOf a: UnsafePointer<Float>, lda: Int, k: Int, live: UnsafePointer<Int32>, count: Int,
-                      columns: Int, width: Int) -> UnsafeMutablePointer<Float> {
-                shared.copy(piece: index, a, lda: lda, k: k, live: live, count: count, columns: columns, width: width)
-            }
-        }
-
-        private func copy(piece: Int, _ a: UnsafePointer<Float>, lda: Int, k: Int, live: UnsafePointer<Int32>, count: Int,
-                          columns: Int, width: Int) -> UnsafeMutablePointer<Float> {
+        /// A' for piece `piece` of the product (its `MatrixCall.pieces` number), copied with the others'.
+        func copy(piece: Int, _ a: UnsafePointer<Float>, lda: Int, k: Int, live: UnsafePointer<Int32>, count: Int,
+                  columns: Int, width: Int) -> UnsafeMutablePointer<Float> {
             precondition(k * width <= capacity, "internal error: A' larger than its buffer")
             let first = runs[piece] * parts, end = first + parts
             runs[piece] += 1
