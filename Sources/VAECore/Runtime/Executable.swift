@@ -90,7 +90,7 @@ public final class Executable {
     }
 
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 16))
+        let p = LargePages.allocate(floats: count)
         p.initialize(repeating: 0, count: max(count, 16))
         return p
     }

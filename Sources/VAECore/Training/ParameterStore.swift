@@ -1,18 +1,23 @@
-/// The learned tensors, each in its own contiguous buffer, in the model's parameter order.
+/// The learned tensors, each contiguous, in the model's parameter order.
+///
+/// All of them live in one block (each tensor starting on a 64-byte line), so that a model's few
+/// megabytes of parameters, or of one of Adam's moments, take `LargePages`' 2 MiB pages together rather
+/// than each tensor below their threshold on ordinary ones.
 public final class ParameterStore {
     public let specs: [ParameterSpec]
-    public private(set) var pointers: [UnsafeMutablePointer<Float>]
+    public let pointers: [UnsafeMutablePointer<Float>]
+    private let block: UnsafeMutablePointer<Float>
 
     public init(specs: [ParameterSpec]) {
         self.specs = specs
-        pointers = specs.map { spec in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(spec.count, 1))
-            p.initialize(repeating: 0, count: max(spec.count, 1))
-            return p
-        }
+        let starts = specs.reduce(into: [0]) { starts, spec in starts.append(starts.last! + (max(spec.count, 1) + 15) / 16 * 16) }
+        let block = LargePages.allocate(floats: starts.last!)
+        block.initialize(repeating: 0, count: max(starts.last!, 16))
+        self.block = block
+        pointers = specs.indices.map { block + starts[$0] }
     }
 
-    deinit { for p in pointers { p.deallocate() } }
+    deinit { block.deallocate() }
 
     public var totalCount: Int { specs.reduce(0) { $0 + $1.count } }
 
