@@ -8,18 +8,19 @@ import XCTest
 final class LargePagesTests: XCTestCase {
     func testLargeBuffersStartOnAPageAndSmallOnesOnALine() {
         for count in [1, 16, 1_000, 65_536, LargePages.threshold / 4 - 1] {
-            let p = LargePages.allocate(floats: count)
+            let p = LargePages.zeroed(floats: count)
             defer { p.deallocate() }
             XCTAssertEqual(Int(bitPattern: p) % 64, 0, "\(count) floats")
-            p.initialize(repeating: 1, count: max(count, 16))
+            XCTAssertTrue((0..<max(count, 16)).allSatisfy { p[$0].bitPattern == 0 }, "\(count) floats start at +0")
+            p.update(repeating: 1, count: max(count, 16))
             XCTAssertEqual(p[max(count, 16) - 1], 1)
         }
         for count in [LargePages.threshold / 4, 2_600_000] {
-            let p = LargePages.allocate(floats: count)
+            let p = LargePages.zeroed(floats: count)
             defer { p.deallocate() }
             XCTAssertEqual(Int(bitPattern: p) % LargePages.pageBytes, 0, "\(count) floats")
+            XCTAssertTrue((0..<count).allSatisfy { p[$0].bitPattern == 0 }, "\(count) floats start at +0")
             // Every float of the buffer can be written and read back.
-            p.initialize(repeating: 0, count: count)
             for i in stride(from: 0, to: count, by: 4_099) { p[i] = Float(i) }
             p[count - 1] = -1
             XCTAssertEqual(p[4_099 * 3], Float(4_099 * 3))

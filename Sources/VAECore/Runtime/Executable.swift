@@ -65,11 +65,11 @@ public final class Executable {
         pinnedSize = pinnedLayout.size
         plan = MemoryPlan(program, staging: staging, batch: batch, pinned: pinnedLayout.offsets)
 
-        pinned = Self.allocate(pinnedLayout.size)
+        pinned = LargePages.zeroed(floats: pinnedLayout.size)
         registersPerThread = program.kernels.reduce(0) { n, k in
             if case .fused(let f) = k { return max(n, f.registers) } else { return n }
         } * FusedKernelRunner.stride
-        registers = Self.allocate(registersPerThread * self.threads)
+        registers = LargePages.zeroed(floats: registersPerThread * self.threads)
         buffers = Array(repeating: nil, count: graph.nodes.count)
         var hypers: [(String, UnsafeMutablePointer<Float>)] = []
         for (v, offset) in pinnedOffsets {
@@ -87,12 +87,6 @@ public final class Executable {
         for b in owned { b.deallocate() }
         pinned.deallocate(); registers.deallocate()
         plainArena?.deallocate(); privateArena?.deallocate()
-    }
-
-    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let p = LargePages.allocate(floats: count)
-        p.initialize(repeating: 0, count: max(count, 16))
-        return p
     }
 
     /// Leaves of a kind, by name (e.g. every `.parameter`), for binding.
@@ -140,7 +134,7 @@ public final class Executable {
         defer { if shared != nil { SharedArena.shared.release() } }
         let memory: UnsafeMutablePointer<Float>
         if let shared { memory = shared } else {
-            if privateArena == nil { privateArena = Self.allocate(plan.arenaSize) }
+            if privateArena == nil { privateArena = LargePages.zeroed(floats: plan.arenaSize) }
             memory = privateArena!
         }
         if stale || memory != arena { bindStages(arena: memory) }
@@ -311,7 +305,7 @@ public final class Executable {
         if plainPlan == nil {
             let p = MemoryPlan(plain: graph, schedule: schedule, batch: batch, pinned: pinnedOffsets)
             plainPlan = p
-            plainArena = Self.allocate(p.arenaSize)
+            plainArena = LargePages.zeroed(floats: p.arenaSize)
         }
         for (v, offset) in plainPlan!.arena { buffers[v] = plainArena! + offset }
     }

@@ -24,16 +24,18 @@ enum LargePages {
     /// Smaller buffers take the usual allocator (64-byte aligned).
     static let threshold = 2 << 20
 
-    /// Uninitialised memory for `count` floats (at least 16), 64-byte aligned; free it with `deallocate()`.
-    static func allocate(floats count: Int) -> UnsafeMutablePointer<Float> {
+    /// `count` floats (at least 16) set to +0, 64-byte aligned; free them with `deallocate()`.
+    static func zeroed(floats count: Int) -> UnsafeMutablePointer<Float> {
         let count = max(count, 16)
         let bytes = count * MemoryLayout<Float>.stride
         var raw: UnsafeMutableRawPointer?
         if bytes >= threshold, posix_memalign(&raw, pageBytes, bytes) == 0, let raw {
             // The whole pages only: the tail stays on small pages, so nothing is committed beyond the buffer.
+            // Marked before the zeroing below first touches them.
             _ = madvise(raw, bytes / pageBytes * pageBytes, MADV_HUGEPAGE)
-            return raw.bindMemory(to: Float.self, capacity: count)
+        } else {
+            raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         }
-        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: count)
+        return raw!.initializeMemory(as: Float.self, repeating: 0, count: count)
     }
 }

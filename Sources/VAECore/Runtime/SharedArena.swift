@@ -21,9 +21,7 @@ final class SharedArena: @unchecked Sendable {
         if capacity < count || base == nil {
             base?.deallocate()
             capacity = max(count, 16)
-            let p = LargePages.allocate(floats: capacity)
-            p.initialize(repeating: 0, count: capacity)
-            base = p
+            base = LargePages.zeroed(floats: capacity)
         }
         return base
     }

@@ -11,8 +11,7 @@ public final class ParameterStore {
     public init(specs: [ParameterSpec]) {
         self.specs = specs
         let starts = specs.reduce(into: [0]) { starts, spec in starts.append(starts.last! + (max(spec.count, 1) + 15) / 16 * 16) }
-        let block = LargePages.allocate(floats: starts.last!)
-        block.initialize(repeating: 0, count: max(starts.last!, 16))
+        let block = LargePages.zeroed(floats: starts.last!)
         self.block = block
         pointers = specs.indices.map { block + starts[$0] }
     }
