@@ -36,9 +36,13 @@ struct Staging: Sendable {
 
     /// Products of at least this many flops are paired or split (≈ 10 µs of one core's work).
     static let parallelFlops = 1_500_000
-    /// Fused kernels over at least this many elements are split (smaller ones, e.g. [128, 400], ran
-    /// slower split than on one thread: measured).
-    static let parallelElements = 65_536
+    /// Fused kernels over at least this many elements are split, and such a kernel is not run as the
+    /// epilogue of one product of a pair (it would make that core's side of the pair the longer one).
+    /// It was 64K: the [128, 400] kernel after dy·W₄ in the mnist step (ReLU mask and bias gradient) then
+    /// ran on one thread after dy·W₄, 11.5 µs, while Σ dy⊗h beside it took as long as dy·W₄ alone; split
+    /// in a stage of its own it takes 9 µs, and the pair's stage minima went 727 → 704 µs (means
+    /// 745 → 717; same bits). [128, 20] kernels (2,560 values) still run on one thread.
+    static let parallelElements = 32_768
 
     init(_ program: KernelProgram, batch: Int, threads: Int) {
         let kernels = program.kernels
