@@ -385,7 +385,12 @@ final class FusedKernelRunner {
                         at[Int(d)] = splat
                         continue
                     }
-                    let dst = destination(d, instruction.storeSlot)
+                    // The per-row fills below may write up to a vector past each row: harmless in a
+                    // register (the next row's fill, or the register's slack), but a direct block's store
+                    // has no slack past the block, where another range of rows, or another value, is. Such
+                    // a load is filled in its own register and copied out exactly.
+                    let viaRegister = isDirect && instruction.storeSlot >= 0 && h > 1 && mode != .full && mode != .scalar
+                    let dst = viaRegister ? own(d) : destination(d, instruction.storeSlot)
                     switch mode {
                     case .full: Self.copy(src + r * columns + c0, dst, n)
                     case .row: for i in 0..<h { Self.copy(src + c0, dst + i * w, w) }
@@ -394,6 +399,7 @@ final class FusedKernelRunner {
                     case .channel(let period):
                         for i in 0..<h { Self.tile(src, period: period, from: c0, into: dst + i * w, w) }
                     }
+                    if viaRegister { Self.copyOut(dst, destination(d, instruction.storeSlot), n) }
                 case .unary:
                     if instruction.feeds >= 0, let op = deferral(index, instruction) { deferred = op; continue }
                     let src = at[Int(instruction.a)]
