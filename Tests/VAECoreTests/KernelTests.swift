@@ -126,6 +126,13 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(Self.splitsAFusedKernel(two.executable))
         XCTAssertTrue(two.executable.staging.stages.contains { $0.split })
         XCTAssertTrue(two.executable.staging.stages.contains { $0.kernels.count == 2 })
+        // The [B,20] reparameterisation and KL kernel (one row chunk, no column sums) runs in ranges of rows.
+        XCTAssertTrue(two.executable.staging.stages.contains { stage in
+            guard stage.split, stage.kernels.count == 1, case .fused(let f) = two.executable.program.kernels[stage.kernels[0]]
+            else { return false }
+            return f.domain == .example(20) && f.columnSums.isEmpty
+                && FusedKernel.chunking(rows: 96, columns: 20).count < two.executable.threads
+        })
         // The [B,400] kernel summing the two heads' data gradients (it has a column sum: the bias
         // gradient) runs in row chunks beside the heads' weight gradients.
         XCTAssertTrue(two.executable.staging.stages.contains { stage in

@@ -258,7 +258,12 @@ public final class Executable {
                     if k == stage.kernels[0] { kind = .elementwise }   // not a filler beside products
                     let runner = FusedKernelRunner(f, batch: batch, pointer: pointer,
                                                    partials: plan.scratch[k].map { arena + $0 })
-                    if stage.split || stage.chunked.contains(k) {
+                    if stage.split && runner.chunks < threads && f.columnSums.isEmpty && f.domain.batched {
+                        // Fewer row chunks than threads: ranges of rows instead (no column sums to add per chunk).
+                        for rows in Self.rowRanges(batch, parts: threads) {
+                            tasks.append { t in runner.run(rows: rows, registers: registers + t * perThread) }
+                        }
+                    } else if stage.split || stage.chunked.contains(k) {
                         for c in 0..<runner.chunks {
                             tasks.append { t in runner.run(chunk: c, registers: registers + t * perThread) }
                         }
