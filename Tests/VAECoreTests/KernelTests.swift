@@ -450,6 +450,9 @@ final class KernelTests: XCTestCase {
                     let liveTogether = a.3 <= b.4 && b.3 <= a.4
                     let share = a.1 < b.2 && b.1 < a.2
                     XCTAssertFalse(liveTogether && share, "%\(a.0) and %\(b.0) share memory while both are live")
+                    // Nor does a value take memory in the stage right after its last reader (`MemoryPlan`).
+                    let adjacent = a.3 <= b.4 + 1 && b.3 <= a.4 + 1
+                    XCTAssertFalse(adjacent && share, "%\(a.0) and %\(b.0) share memory in consecutive stages")
                 }
             }
             // Reuse happened: the arena is smaller than one buffer per value.
