@@ -1,9 +1,9 @@
 import XCTest
 @testable import VAECore
 
-/// A direct block (whole vectors, results computed in their stores' memory) of several short rows that
-/// loads a broadcast input (per feature, per example) and stores it as it is: the per-row fills write
-/// whole vectors, up to 15 floats past each row. In a register that is slack; in a store it was the
+/// A direct block (whole vectors, results computed in their stores' memory) that loads a broadcast
+/// input (per feature, per example, per channel) and stores it as it is: the per-row fills and the
+/// channel tiling write whole vectors, up to 15 floats past a row or a run. In a register that is slack; in a store it was the
 /// memory after the block: the next value of the arena, or, with the block cut into ranges of rows,
 /// rows another thread writes. (Found when a [B] kernel of the mnist step, `x ↦ (β, β·c)` with two
 /// broadcast loads, ran over two ranges of rows: the first range zeroed 15 values of the second.)
@@ -29,7 +29,12 @@ final class DirectStoreBoundsTests: XCTestCase {
         let columns = domain.featureCount
         for r in 0..<batch {
             for c in 0..<columns {
-                let expected = input.mode == .row ? source[c] : source[r]
+                let expected: Float
+                switch input.mode {
+                case .row: expected = source[c]
+                case .channel(let period): expected = source[c % period]
+                default: expected = source[r]
+                }
                 XCTAssertEqual(store[r * columns + c], expected, "row \(r), column \(c)", file: file, line: line)
             }
         }
@@ -51,5 +56,11 @@ final class DirectStoreBoundsTests: XCTestCase {
     /// [B,7] domain, one value per example broadcast across the features: 16 rows of 7 are 7 vectors.
     func testAPerExampleInputStoredFromAShortRowBlock() {
         check(domain: .example(7), input: (32, .column), batch: 32)
+    }
+
+    /// One-row blocks of 256 values, a bias of 3 channels tiled along them: the last run (256 = 85·3 + 1)
+    /// is one value, and copying it wrote a whole vector past the row.
+    func testAChannelInputStoredFromOneRowBlocks() {
+        check(domain: .example(256), input: (3, .channel(3)), batch: 4)
     }
 }

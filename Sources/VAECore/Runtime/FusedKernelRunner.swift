@@ -385,11 +385,12 @@ final class FusedKernelRunner {
                         at[Int(d)] = splat
                         continue
                     }
-                    // The per-row fills below may write up to a vector past each row: harmless in a
-                    // register (the next row's fill, or the register's slack), but a direct block's store
-                    // has no slack past the block, where another range of rows, or another value, is. Such
-                    // a load is filled in its own register and copied out exactly.
-                    let viaRegister = isDirect && instruction.storeSlot >= 0 && h > 1 && mode != .full && mode != .scalar
+                    // The per-row fills and the channel tiling below may write up to a vector past a row
+                    // or a run: harmless in a register (the next row's fill, or the register's slack), but
+                    // a direct block's store has no slack past the block, where another range of rows, or
+                    // another value, is. Such a load is filled in its own register and copied out exactly.
+                    // (Whole-block copies and fills of a direct block are whole vectors: exact.)
+                    let viaRegister = isDirect && instruction.storeSlot >= 0 && mode != .full && mode != .scalar
                     let dst = viaRegister ? own(d) : destination(d, instruction.storeSlot)
                     switch mode {
                     case .full: Self.copy(src + r * columns + c0, dst, n)
