@@ -118,11 +118,11 @@ final class GEMMTests: XCTestCase {
     }
 
     /// Shapes that exercise every tile path: narrow tail panels (n % 32 in 1…8, 9…16, 17…24, 25…31),
-    /// 8/16/24-row narrow tiles, m edges, and several k-blocks (k > 384).
+    /// 8/16/24-row narrow tiles, m edges, and several k-blocks (k > 400 = kcMax).
     func testTilePathsAndKBlocks() {
         let shapes: [(Int, Int, Int)] = [
             (24, 20, 40), (25, 24, 33), (23, 8, 9), (48, 16, 64), (40, 57, 5), (129, 100, 7),
-            (33, 129, 100), (9, 200, 385), (17, 40, 800), (31, 31, 31), (8, 32, 1), (100, 1, 129),
+            (33, 129, 100), (9, 200, 401), (17, 40, 800), (31, 31, 31), (8, 32, 1), (100, 1, 129),
             (1, 100, 400), (56, 12, 16), (2, 2, 2),
         ]
         for (ta, tb) in GEMMTests.transposes {
@@ -160,7 +160,7 @@ final class GEMMTests: XCTestCase {
     }
 
     func sparseAGivesTheDenseValues(n: Int) {
-        let (m, k) = (40, 400)   // two k-blocks, a narrow tail panel, above the threading threshold
+        let (m, k) = (40, 480)   // two k-blocks, a narrow tail panel, above the threading threshold
         var rng = LCG(state: 7)
         func sparseA(lda: Int) -> [Float] {
             var a = [Float](repeating: 0, count: m * lda)
@@ -184,19 +184,19 @@ final class GEMMTests: XCTestCase {
             return c
         }
         let same = GEMMTests.same
-        let dense = multiply(lda: 448, threads: 1)
+        let dense = multiply(lda: 512, threads: 1)
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), dense), "sparse vs dense")
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 2), dense), "sparse (2 threads) vs dense")
 
         // inf in B at a step that is zero in every row: the dense product has NaN in that column.
         b[7 * ldb + 1] = .infinity
-        let denseInf = multiply(lda: 448, threads: 1)
+        let denseInf = multiply(lda: 512, threads: 1)
         XCTAssertTrue((0..<m).allSatisfy { denseInf[$0 * n + 7].isNaN })
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), denseInf), "non-finite B: no step may be skipped")
         // inf in the last (tail) column only, at a step that is zero in every row.
         b[7 * ldb + 1] = 0.5
         b[(n - 1) * ldb + 1] = .infinity
-        let tailInf = multiply(lda: 448, threads: 1)
+        let tailInf = multiply(lda: 512, threads: 1)
         XCTAssertTrue((0..<m).allSatisfy { tailInf[$0 * n + n - 1].isNaN })
         XCTAssertTrue(same(multiply(lda: k + 3, threads: 1), tailInf), "n \(n), non-finite tail: no step may be skipped")
     }
@@ -321,8 +321,8 @@ final class GEMMTests: XCTestCase {
     /// operations), and to a repeated call. Covers the split along n and the split along m.
     func testThreadsBitIdentical() {
         let shapes: [(Bool, Bool, Int, Int, Int)] = [
-            (false, true, 24, 200, 400),   // split along n, two k-blocks, 8-wide tail
-            (true, false, 300, 20, 400),   // narrow n: split along m, narrow tiles, Aᵀ in place
+            (false, true, 24, 200, 480),   // split along n, two k-blocks, 8-wide tail
+            (true, false, 300, 20, 480),   // narrow n: split along m, narrow tiles, Aᵀ in place
             (false, true, 256, 48, 200),   // n ≤ 64: row-pointer kernels on A in place, split along m
         ]
         for (ta, tb, m, n, k) in shapes {

@@ -11,7 +11,7 @@ final class SharedPanelScansTests: XCTestCase {
     typealias LCG = GEMMTests.LCG
 
     // 5 panels of 8 rows (an odd count, so the walks from both ends meet inside one); k = 784 as the
-    // pixels of an image, in 3 k-blocks (262, 262, 260); n = 168 (the default): pieces of 80 and 88
+    // pixels of an image, in 2 k-blocks of 392; n = 168 (the default): pieces of 80 and 88
     // columns (at 16), each with whole 32-wide panels for the pair tiles and narrow tail panels.
     let (m, k) = (40, 784)
 
@@ -57,7 +57,7 @@ final class SharedPanelScansTests: XCTestCase {
         XCTAssertEqual(pieces.map(\.columns.count), n == 168 ? [80, 88] : [80, 80])
         guard let scans = pieces[0].sharedScans else { return XCTFail("no shared scans") }
         XCTAssertTrue(pieces[1].sharedScans === scans && alone.allSatisfy { $0.sharedScans == nil })
-        XCTAssertEqual([scans.kBlocks, scans.panels, scans.kc], [3, 5, 262])
+        XCTAssertEqual([scans.kBlocks, scans.panels, scans.kc], [2, 5, 392])
         /// Whether C holds the whole call's bits.
         func matches() -> Bool { (0..<m * n).allSatisfy { c[$0].bitPattern == want[$0].bitPattern } }
 
