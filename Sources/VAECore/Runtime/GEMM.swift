@@ -93,7 +93,11 @@ public enum GEMM {
     /// Zen 4) while the A panels pass through L1. A chunk scans its A panels' zero steps (sparse A)
     /// and checks its B panels for non-finite values once per k-block, so fewer, wider chunks also
     /// repeat those less: a 128-column limit cost 4 scans of every 8 pixels of a batch per step.
-    static let chunkBytes = 256 * 1024
+    /// 512 KB: at 256 KB with k-blocks of 392 (kcMax 400) each 192- or 208-column piece of x·W₁ᵀ
+    /// (k = 784) was cut into two chunks, each running every row panel's tiles and finiteness checks
+    /// again; as one chunk the stage minima went 188–192 → 176–178 µs (three interleaved runs), the
+    /// other stages unchanged. 768 KB measured the same as 512.
+    static let chunkBytes = 512 * 1024
     /// Chunks per thread when threaded (dynamic load balancing).
     static let chunksPerThread = 4
     /// Below this many flops (2·m·n·k) a call runs on one thread whatever `threads` says. A worker
