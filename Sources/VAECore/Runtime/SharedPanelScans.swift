@@ -10,11 +10,12 @@ import Darwin
 /// A GEMM whose A is stored m×k and read in place scans each 8-row panel of A per k-block for the k steps
 /// where its rows are non-zero (`GEMM.nonZeroSteps`, with the lists of its four pairs of rows). Column
 /// pieces of one product read the same A, so each piece repeated every scan: x·W₁ᵀ of the mnist step (x:
-/// 16 panels × 3 k-blocks of pixels; pieces of 208 and 192 columns, one per thread) spent ~67 µs of CPU
-/// per step scanning, half of it twice. Here each (k-block, panel) is scanned once per run, by whichever
-/// piece claims it first, into its pair masks (`GEMM.pairMasks`: 8 bytes per 16 steps), and every piece
-/// makes its lists from those (`GEMM.appendSteps`: 7 of the 22 µs that scanning all 48 panels of x
-/// takes when it is in cache, measured alone). Sharing the lists themselves (~2 KB a panel, against
+/// 16 panels × 3 k-blocks of pixels when `GEMM.kcMax` was 384, 2 k-blocks since; pieces of 208 and 192
+/// columns, one per thread) spent ~67 µs of CPU per step scanning, half of it twice. Here each (k-block,
+/// panel) is scanned once per run, by whichever piece claims it first, into its pair masks
+/// (`GEMM.pairMasks`: 8 bytes per 16 steps), and every piece makes its lists from those
+/// (`GEMM.appendSteps`: 7 of the 22 µs that scanning all 48 panels of x takes when it is in cache,
+/// measured alone). Sharing the lists themselves (~2 KB a panel, against
 /// 136 bytes of masks) gained little: reading another core's lists cost nearly as much as scanning
 /// (x·W₁ᵀ's pieces below, meeting in the middle: 196 → 189 and 174 → 176 µs).
 ///
