@@ -3,9 +3,9 @@ import XCTest
 
 /// A direct block (whole vectors, results computed in their stores' memory) that loads a broadcast
 /// input (per feature, per example, per channel) and stores it as it is: the per-row fills and the
-/// channel tiling write whole vectors, up to 15 floats past a row or a run. In a register that is slack; in a store it was the
-/// memory after the block: the next value of the arena, or, with the block cut into ranges of rows,
-/// rows another thread writes. (Found when a [B] kernel of the mnist step, `x ↦ (β, β·c)` with two
+/// channel tiling write whole vectors, up to 15 floats past a row or a run. In a register that is
+/// slack; in a store it was the memory after the block: the next value of the arena, or, with the
+/// block cut into ranges of rows, rows another thread writes. (Found when a [B] kernel of the mnist step, `x ↦ (β, β·c)` with two
 /// broadcast loads, ran over two ranges of rows: the first range zeroed 15 values of the second.)
 final class DirectStoreBoundsTests: XCTestCase {
     private func check(domain: Shape, input: (count: Int, mode: Broadcast), batch: Int,

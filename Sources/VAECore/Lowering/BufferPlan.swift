@@ -4,9 +4,8 @@
 /// their pointers once). Every other value a kernel writes gets an offset in one arena, chosen by
 /// liveness: a value is live from the stage that writes it to the last stage that reads it (plus one
 /// stage in the fused plan, see `MemoryPlan`), and two values share memory only if those intervals do
-/// not meet. Kernels' scratch (the per-task partial
-/// column sums) is a value live during its own stage. The arena is allocated once when the program is
-/// bound, so a step allocates nothing.
+/// not meet. Kernels' scratch (the per-task partial column sums) is a value live during its own stage.
+/// The arena is allocated once when the program is bound, so a step allocates nothing.
 struct BufferPlan: Sendable {
     /// A value to place: its size in floats and the first and last time (stage or node index) it is live.
     struct Item: Sendable {

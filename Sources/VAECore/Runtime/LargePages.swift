@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Memory for the step's large buffers (the arena, the pinned outputs with the gradients, the parameters
 /// and Adam's moments), on 2 MiB pages where the kernel gives them.
@@ -29,13 +33,16 @@ enum LargePages {
         let count = max(count, 16)
         let bytes = count * MemoryLayout<Float>.stride
         var raw: UnsafeMutableRawPointer?
-        if bytes >= threshold, posix_memalign(&raw, pageBytes, bytes) == 0, let raw {
+        #if canImport(Glibc)   // MADV_HUGEPAGE is Linux's; elsewhere every buffer takes the usual allocator
+        if bytes >= threshold, posix_memalign(&raw, pageBytes, bytes) == 0, let pages = raw {
             // The whole pages only: the tail stays on small pages, so nothing is committed beyond the buffer.
             // Marked before the zeroing below first touches them.
-            _ = madvise(raw, bytes / pageBytes * pageBytes, MADV_HUGEPAGE)
+            _ = madvise(pages, bytes / pageBytes * pageBytes, MADV_HUGEPAGE)
         } else {
-            raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            raw = nil
         }
-        return raw!.initializeMemory(as: Float.self, repeating: 0, count: count)
+        #endif
+        let memory = raw ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        return memory.initializeMemory(as: Float.self, repeating: 0, count: count)
     }
 }
