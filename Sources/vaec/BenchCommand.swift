@@ -138,7 +138,7 @@ enum BenchCommand {
             for (i, spec) in model.parameters.enumerated() {
                 if let id = executable.uses(.parameter(spec.name)) { executable.bind(id, to: parameters.pointers[i]) }
             }
-            if let id = executable.uses(.input(model.input.name)) { executable.bind(id, to: loader.input) }
+            if let id = executable.uses(.input(model.input.name)) { executable.bind(id, to: loader.input, finite: data.values.isFinite) }
             if let id = executable.uses(.noise(model.latent.name)) { executable.bind(id, to: loader.noise) }
             let hypers: [String: Float] = ["beta": 1, "1/batch": 1 / Float(batch), "batch": Float(batch), "recon_weight": 1, "capacity": 0]
             for (name, _) in executable.leaves(where: { if case .hyper(let n) = $0 { n } else { nil } }) {

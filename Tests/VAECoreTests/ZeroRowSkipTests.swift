@@ -68,11 +68,13 @@ final class ZeroRowSkipTests: XCTestCase {
 
         /// The product as `MatrixCall` runs it (whole, or in `pieces` balanced column pieces, at the same
         /// time), into a C full of NaN.
-        func viaMatrixCall(pieces: Int = 1) -> [Float] {
+        /// `xKnownFinite`: x bound as a finite data batch (`MatrixCall.bFinite`), so not checked.
+        func viaMatrixCall(pieces: Int = 1, xKnownFinite: Bool = false) -> [Float] {
             var c = [Float](repeating: .nan, count: m * n)
             dy.withUnsafeBufferPointer { a in x.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
-                let call = MatrixCall(transposeA: true, transposeB: false, m: m, n: n, k: k, a: a.baseAddress!, b: b.baseAddress!,
+                var call = MatrixCall(transposeA: true, transposeB: false, m: m, n: n, k: k, a: a.baseAddress!, b: b.baseAddress!,
                                       c: c.baseAddress!, transposedProduct: true)
+                call.bFinite = xKnownFinite
                 let parts = call.pieces(pieces, byColumns: true)
                 DispatchQueue.concurrentPerform(iterations: parts.count) { parts[$0].run(threads: 1) }
             } } }
@@ -91,7 +93,7 @@ final class ZeroRowSkipTests: XCTestCase {
         func skips() -> Bool {
             var c = [Float](repeating: .nan, count: m * n)
             return dy.withUnsafeBufferPointer { a in x.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
-                ZeroRowSkip.run(m: m, n: n, k: k, a: a.baseAddress!, lda: m, b: b.baseAddress!, ldb: n, c: c.baseAddress!, ldc: n) { _, _, _, _ in }
+                ZeroRowSkip.run(m: m, n: n, k: k, a: a.baseAddress!, lda: m, b: b.baseAddress!, ldb: n, c: c.baseAddress!, ldc: n) { _, _, _, _, _ in }
             } } }
         }
     }
@@ -142,6 +144,30 @@ final class ZeroRowSkipTests: XCTestCase {
         }
     }
 
+    /// The finiteness the skip learns on the way, handed to the GEMM so that it does not check again:
+    /// x bound as a finite batch, and dh's own, found by the scan for its live columns. With x known
+    /// finite the bits are the full product's; with an infinity or a NaN in a live unit of dh, the
+    /// GEMM is told dh' is not finite and, as before, does not skip x's zero steps against it (the
+    /// full product's NaN from ∞·0 appear in the same places).
+    func testFinitenessFoundByTheSkipGivesTheFullProductsBits() {
+        var g = Gradient(m: 96, n: 150, k: 40, dead: Set((0..<40).map { ($0 * 7 + 3) % 96 }))
+        // Pixels 92% zeros, so that the GEMM skips x's zero steps (an 8-pixel panel is then zero in
+        // about half of the 40 examples), where it multiplies only finite values of dh'.
+        for i in g.x.indices where i % 13 != 0 { g.x[i] = 0 }
+        for pieces in [1, 2] {
+            XCTAssertTrue(GEMMTests.same(g.viaMatrixCall(pieces: pieces, xKnownFinite: true), g.computedInFull()), "\(pieces) pieces")
+        }
+        let live = (0..<96).first { r in (0..<40).allSatisfy { ($0 * 7 + 3) % 96 != r } }!
+        for bad in [Float.infinity, -.infinity, .nan] {
+            var h = g
+            h.dy[9 * 96 + live] = bad
+            XCTAssertTrue(h.skips(), "a non-finite dh does not stop the skip of its dead units")
+            let got = h.viaMatrixCall(pieces: 2, xKnownFinite: true), full = h.computedInFull()
+            XCTAssertTrue(got.contains { $0.isNaN }, "\(bad)")
+            XCTAssertTrue(GEMMTests.same(got, full), "\(bad) in live unit \(live)")
+        }
+    }
+
     /// Not taken when fewer than an eighth of the rows (or fewer than 16) are dead, or when x holds an
     /// infinity (then the dead rows are NaN, ∞·0, as in the full product).
     func testFewDeadUnitsOrNonFiniteDataRunTheFullProduct() {
@@ -165,8 +191,18 @@ final class ZeroRowSkipTests: XCTestCase {
         var a = [Float](repeating: 0, count: k * m)
         a[1 * m + 4] = 1; a[2 * m + 36] = -2; a[0 * m + 17] = -0.0; a[2 * m + 20] = .nan
         var live = [Int32](repeating: -1, count: m)
-        let count = a.withUnsafeBufferPointer { ZeroRowSkip.liveColumns($0.baseAddress!, lda: m, k: k, m: m, into: &live) }
+        let (count, finite) = a.withUnsafeBufferPointer { ZeroRowSkip.liveColumns($0.baseAddress!, lda: m, k: k, m: m, into: &live) }
         XCTAssertEqual(Array(live[0..<count]), [4, 20, 36], "-0 is zero, NaN is not")
+        XCTAssertFalse(finite, "the NaN in column 20")
+        // Finiteness in the 16-wide vectors and in the scalar tail (columns 32…36), ±∞ and NaN alike.
+        for (index, value) in [(1 * m + 4, Float.infinity), (0 * m + 36, -.infinity), (2 * m + 33, .nan), (1 * m + 9, .greatestFiniteMagnitude)] {
+            var b = [Float](repeating: 0, count: k * m)
+            b[2 * m + 1] = -5
+            b[index] = value
+            let result = b.withUnsafeBufferPointer { ZeroRowSkip.liveColumns($0.baseAddress!, lda: m, k: k, m: m, into: &live) }
+            XCTAssertEqual(result.count, 2)
+            XCTAssertEqual(result.finite, value.isFinite, "\(value) at column \(index % m)")
+        }
         XCTAssertTrue(ZeroRowSkip.allFinite([1, -3, 0, .greatestFiniteMagnitude], ldb: 4, rows: 1, columns: 4))
         XCTAssertFalse(ZeroRowSkip.allFinite([Float](repeating: 1, count: 17) + [-.infinity], ldb: 18, rows: 1, columns: 18))
         XCTAssertFalse(ZeroRowSkip.allFinite([Float](repeating: 1, count: 40).enumerated().map { $0.offset == 21 ? .nan : $0.element },

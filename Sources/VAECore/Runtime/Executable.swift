@@ -28,6 +28,8 @@ public final class Executable {
     private var owned: [UnsafeMutablePointer<Float>] = []
     /// Nodes whose buffers belong to the caller (parameters, input, noise).
     private var bound: Set<ValueID> = []
+    /// Bound leaves whose memory the caller keeps finite (`bind(_:to:finite:)`).
+    private var finiteLeaves: Set<ValueID> = []
     /// The batch-size hypers are known here, so no caller has to remember them: `1/batch` (batch mean)
     /// and `batch` (batch sum).
     private lazy var hyperValues: [String: Float] = ["1/batch": 1 / Float(batch), "batch": Float(batch)]
@@ -94,10 +96,15 @@ public final class Executable {
         schedule.compactMap { id in match(graph[id].op).map { ($0, id) } }
     }
 
-    /// Binds a leaf (parameter, input or noise) to memory the caller owns and keeps alive.
-    public func bind(_ id: ValueID, to pointer: UnsafeMutablePointer<Float>) {
+    /// Binds a leaf (parameter, input or noise) to memory the caller owns and keeps alive. `finite`:
+    /// the caller promises that the memory holds only finite values whenever the kernel program runs
+    /// (a data batch gathered from a data set checked at load), so the checks that a sparse product
+    /// makes before skipping work are not made on it (Σdh⊗x's dead units: `ZeroRowSkip`). The plain
+    /// interpreter checks regardless.
+    public func bind(_ id: ValueID, to pointer: UnsafeMutablePointer<Float>, finite: Bool = false) {
         buffers[id] = pointer
         bound.insert(id)
+        if finite { finiteLeaves.insert(id) } else { finiteLeaves.remove(id) }
         stale = true
     }
 
@@ -210,7 +217,8 @@ public final class Executable {
             for k in stage.kernels {
                 switch program.kernels[k] {
                 case .matrix(let m):
-                    let call = MatrixCall(m, graph, batch: batch, pointer: pointer)
+                    var call = MatrixCall(m, graph, batch: batch, pointer: pointer)
+                    call.bFinite = finiteLeaves.contains(m.b)
                     if let e = stage.epilogue(of: k), case .fused(let f) = program.kernels[e] {
                         // The fused kernel after the product, on the thread that computed its input.
                         let runner = FusedKernelRunner(f, batch: batch, pointer: pointer, partials: plan.scratch[e].map { arena + $0 })

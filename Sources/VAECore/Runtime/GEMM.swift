@@ -111,6 +111,8 @@ public enum GEMM {
 
     /// `sharedScans`: the zero scans of A are taken from (or given to) the other column pieces of the
     /// product this call is a piece of (`SharedPanelScans`); A must then be stored m×k.
+    /// `bFinite`: the caller has found every value of B finite (true only if it has), so the checks of
+    /// B that skipping A's zero steps needs are not made again.
     static func multiply(
         transposeA: Bool, transposeB: Bool,
         m: Int, n: Int, k: Int,
@@ -123,6 +125,7 @@ public enum GEMM {
         cRows: UnsafePointer<Int32>? = nil,
         stepCounts: UnsafeMutablePointer<Int32>? = nil,
         sharedScans: SharedPanelScans.Run? = nil,
+        bFinite: Bool = false,
         threads: Int
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "GEMM: negative dimension")
@@ -146,6 +149,7 @@ public enum GEMM {
             job.stepCounts = stepCounts
             precondition(cRows == nil || transposeC, "GEMM: a row map needs C stored transposed")
             job.cRows = cRows
+            job.bKnownFinite = bFinite
             if let sharedScans {
                 let scans = sharedScans.scans
                 precondition(!transposeA && scans.kc == plan.kc && scans.kBlocks == plan.kBlocks && scans.panels == plan.mPanels,
@@ -374,6 +378,9 @@ public enum GEMM {
         var stepCounts: UnsafeMutablePointer<Int32>? = nil
         /// The zero scans of A shared with the other column pieces of the product (`SharedPanelScans`).
         var sharedScans: SharedPanelScans.Run? = nil
+        /// The caller found every value of B finite (`multiply`'s `bFinite`): the sparse paths, which may
+        /// skip a k step only where B is finite, take that instead of checking the panels again.
+        var bKnownFinite = false
 
         var splitN = true
         var gm = 1, gn = 1
@@ -814,6 +821,7 @@ public enum GEMM {
         /// panel's vectors: one chain of fused multiply-adds waited on its latency (4 cycles) at every
         /// step, which made this check cost 5% of a sparse product (measured).
         func finite(panelAt j0: Int, width: Int) -> Bool {
+            if job.bKnownFinite { return true }
             let (bPanel, bStep) = bSource(j0, width: width)
             let perRow = max(1, width / 16), count = kc * perRow
             @inline(__always) func vector(_ i: Int) -> SIMD16<Float> {

@@ -39,6 +39,9 @@ struct MatrixCall {
     /// image pixels are mostly 0 (MNIST: 81%; in 61% of the k steps a block of 8 pixels is all 0).
     /// Same operations per element, so same values (up to the sign of zeros) as the direct product.
     var transposedProduct = false
+    /// B is the data batch, known to hold only finite values (`Executable.bind(_:to:finite:)`): the
+    /// dead-unit skip of a transposed product need not check it.
+    var bFinite = false
 
     init(_ kernel: MatrixKernel, _ graph: Graph, batch: Int, pointer: (ValueID) -> UnsafeMutablePointer<Float>) {
         let d = kernel.dimensions(graph, batch: batch)
@@ -82,18 +85,18 @@ struct MatrixCall {
                           sharedCopy: ZeroRowSkip.SharedCopy? = nil) {
         if transposedProduct {
             // Cᵀ = op(B)ᵀ·op(A)ᵀ over the m rows of op(A) at `a`, op(C)'s columns to C's rows `rows` (nil: in order).
-            func transposed(_ a: UnsafePointer<Float>, _ lda: Int, _ m: Int, rows: UnsafePointer<Int32>?) {
+            func transposed(_ a: UnsafePointer<Float>, _ lda: Int, _ m: Int, rows: UnsafePointer<Int32>?, finite: Bool) {
                 GEMM.multiply(transposeA: !transposeB, transposeB: !transposeA, m: n, n: m, k: k, alpha: 1,
                               a: b, lda: ldb, b: a, ldb: lda, beta: 0, c: c, ldc: ldc, transposeC: true, cRows: rows,
-                              stepCounts: stepCounts, threads: threads)
+                              stepCounts: stepCounts, bFinite: finite, threads: threads)
             }
             // The rows of C for units whose column of dh is all zero (dead ReLU units) are +0: skipped.
             if skipsZeroRows && ZeroRowSkip.run(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-                                                shared: sharedCopy.map { ($0, balancedPiece) },
-                                                product: { transposed($0, $1, $2, rows: $3) }) {
+                                                bFinite: bFinite, shared: sharedCopy.map { ($0, balancedPiece) },
+                                                product: { transposed($0, $1, $2, rows: $3, finite: $4) }) {
                 return
             }
-            transposed(a, lda, m, rows: nil)
+            transposed(a, lda, m, rows: nil, finite: false)
             return
         }
         GEMM.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,

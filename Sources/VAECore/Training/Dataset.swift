@@ -37,6 +37,15 @@ public struct Dataset: Sendable {
         }
     }
 
+    /// Whether every value is finite (always so for data read by `load`, which rejects anything else,
+    /// and for data held as bytes). One pass over float data: ask once, not per batch.
+    public var isFinite: Bool {
+        switch storage {
+        case .floats(let values): return values.allSatisfy(\.isFinite)
+        case .bytes: return true
+        }
+    }
+
     /// The data held as bytes: whether `gather` reads bytes rather than floats.
     var isCompact: Bool {
         if case .bytes = storage { return true }

@@ -81,7 +81,7 @@ public final class Trainer {
             }
             return g
         }
-        bind(trainStep, batch: loader.input, noise: loader.noise)
+        bind(trainStep, batch: loader.input, noise: loader.noise, finiteBatch: train.isFinite)
     }
 
     /// Bytes of values, parameters and moments a run needs at most (see `checkMemory`).
@@ -107,12 +107,14 @@ public final class Trainer {
         }
     }
 
-    private func bind(_ e: Executable, batch: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>) {
+    /// `finiteBatch`: every batch gathered into `batch` is finite (every batch of a finite training set
+    /// and of its binarisations is).
+    private func bind(_ e: Executable, batch: UnsafeMutablePointer<Float>, noise: UnsafeMutablePointer<Float>, finiteBatch: Bool = false) {
         let model = program.model
         for (index, spec) in model.parameters.enumerated() {
             if let id = e.uses(.parameter(spec.name)) { e.bind(id, to: parameters.pointers[index]) }
         }
-        if let id = e.uses(.input(model.input.name)) { e.bind(id, to: batch) }
+        if let id = e.uses(.input(model.input.name)) { e.bind(id, to: batch, finite: finiteBatch) }
         if let id = e.uses(.noise(model.latent.name)) { e.bind(id, to: noise) }
     }
 
