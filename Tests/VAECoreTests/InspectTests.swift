@@ -430,13 +430,13 @@ final class InspectTests: XCTestCase {
         XCTAssertTrue(try GradientCheck.run(graph: program.graph, point: point).passed)
     }
 
-    /// A wrong VJP rule inside the backward sweep: relu's derivative step(x) halved for the encoder's
-    /// hidden layer only. The encoder.h gradients go wrong and nothing else does.
+    /// A wrong VJP rule inside the backward sweep: relu's derivative step(relu(x)) halved for the
+    /// encoder's hidden layer only. The encoder.h gradients go wrong and nothing else does.
     func testCheckFailsOnAWrongRuleInsideTheBackwardSweep() throws {
         let (program, point) = try Self.tinyModel()
         let graph = program.graph
         let relu = try XCTUnwrap(graph.nodes.firstIndex { $0.op == .relu && $0.name == "encoder.h" })
-        let step = try XCTUnwrap(graph.nodes.firstIndex { $0.op == .positiveStep && $0.operands == graph[relu].operands })
+        let step = try XCTUnwrap(graph.nodes.firstIndex { $0.op == .positiveStep && $0.operands == [relu] })
         XCTAssertEqual(NodeRole.of(graph)[step], .gradient)
         let target = graph[step]
         let corrupted = Rewriter.run(graph) { b, node, operands in

@@ -161,6 +161,28 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The ReLU masks (relu′ = step of the activation) are computed by the backward kernels that apply
+    /// them, from the activations the next layers' products read anyway: no kernel stores one, and the
+    /// forward kernels after x·W₁ᵀ and z·W₃ᵀ store only the activation (`Fusion.isRecomputedMask`).
+    func testReluMasksAreRecomputedWhereTheyAreUsed() throws {
+        let program = try Compiler.compile(path: TestPaths.samples.appendingPathComponent("mnist.vae").path).program
+        let graph = program.graph
+        let kernels = Fusion.lower(graph, outputs: Self.trainOutputs(program.model).compactMap { graph.output($0) }).kernels
+        let masks = graph.nodes.indices.filter { graph[$0].op == .positiveStep }
+        XCTAssertEqual(masks.count, 2)
+        for mask in masks {
+            XCTAssertEqual(graph[graph[mask].operands[0]].op, .relu, "the step of the activation, not of its input")
+            let holder = kernels.compactMap { k -> FusedKernel? in if case .fused(let f) = k, f.nodes.contains(mask) { f } else { nil } }
+            XCTAssertEqual(holder.count, 1)
+            XCTAssertFalse(holder[0].stores.contains(mask), "%\(mask) is not stored")
+            XCTAssertTrue(holder[0].nodes.contains { graph[$0].op == .multiply && graph[$0].operands.contains(mask) }, "with its use")
+        }
+        for kernel in kernels {
+            guard case .fused(let f) = kernel, f.nodes.contains(where: { graph[$0].op == .relu }) else { continue }
+            XCTAssertEqual(f.stores.count, 1, "a forward ReLU kernel stores the activation only")
+        }
+    }
+
     /// Row chunks of fused kernels: whole blocks covering every row once, at most about 16K elements each,
     /// near-equal, and an even number of them where the rows allow (two threads then get equal work).
     func testFusedKernelChunksAreNearEqualAndEvenInNumber() {

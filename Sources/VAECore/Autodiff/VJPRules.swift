@@ -33,7 +33,10 @@ public enum VJPRules {
         case .abs:
             return [b.binary(.multiply, g, b.unary(.sign, operands[0]))]
         case .relu:
-            return [b.binary(.multiply, g, b.unary(.positiveStep, operands[0]))]
+            // relu′(x) = step(x) = step(relu(x)) for every x (NaN included: both are 0). Taken of the
+            // output, which the next layer reads anyway, so that the backward pass recomputes the mask
+            // where it uses it instead of storing it beside the activation (`Fusion`).
+            return [b.binary(.multiply, g, b.unary(.positiveStep, y))]
         case .sigmoid:
             let slope = b.binary(.multiply, y, b.binary(.subtract, b.constant(1), y))
             return [b.binary(.multiply, g, slope)]

@@ -82,11 +82,28 @@ enum Fusion {
             successors[b] = []; predecessors[b] = []
         }
 
+        /// A mask (step or sign: the slope of relu or abs) of a value that a product or standalone kernel
+        /// reads, so that the value is stored whatever the clustering: the mask joins its users' kernel,
+        /// not its operand's, and is recomputed there from the stored value rather than stored beside it.
+        /// For the mnist step: the forward kernels after x·W₁ᵀ and z·W₃ᵀ stop storing their ReLU masks
+        /// ([B,400] each), and the backward kernels that applied them read the activations instead.
+        func isRecomputedMask(_ v: ValueID) -> Bool {
+            guard graph[v].op == .positiveStep || graph[v].op == .sign, let o = graph[v].operands.first, !isLeaf(o) else { return false }
+            return consumers[o].contains(where: runsAlone)
+        }
+
+        var masks: [ValueID] = []
         for v in ids {
             guard let d = domain(v) else { continue }
+            if isRecomputedMask(v) { masks.append(v); continue }
             for o in graph[v].operands where !isLeaf(o) && !runsAlone(o) && !isReduction(o) {
                 if domain(o) == d { tryMerge(o, v) }
             }
+        }
+        // A mask no user took (its users are products, or over another domain) goes with its operand.
+        for v in masks where members[find(v)].count == 1 {
+            let o = graph[v].operands[0]
+            if !runsAlone(o) && !isReduction(o) && domain(o) == domain(v) { tryMerge(o, v) }
         }
 
         // Kernels over the same domain with no path between them (e.g. the per-example sums that end
